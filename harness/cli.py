@@ -1,0 +1,107 @@
+"""``wmh``: run the suites, serve the mock target.
+
+``wmh run``    runs ``suites/`` against the built-in mock (default) or the targets given,
+               writing JUnit XML, allure results, ``results.json`` and ``matrix.html`` to ``reports/``.
+``wmh serve``  runs the mock target (WS-Man on ``/wsman``) until interrupted, for other clients.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _suites_dir() -> Path:
+    for candidate in (Path.cwd() / "suites", REPO_ROOT / "suites"):
+        if candidate.is_dir():
+            return candidate
+    raise SystemExit("wmh: no suites/ directory found (run from the wm-harness checkout)")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    reports = Path(args.reports).resolve()
+    reports.mkdir(parents=True, exist_ok=True)
+    pytest_args = [
+        str(_suites_dir()),
+        "-p", "no:cacheprovider",
+        f"--junitxml={reports / 'junit.xml'}",
+        f"--alluredir={reports / 'allure-results'}",
+        "--clean-alluredir",
+        f"--wm-reports={reports}",
+        "-q",
+    ]
+    if args.target:
+        pytest_args.append(f"--wm-target={args.target}")
+    if args.inventory:
+        pytest_args.append(f"--wm-inventory={args.inventory}")
+    if args.no_validate:
+        pytest_args.append("--wm-no-validate")
+    pytest_args.extend(args.pytest_args)
+    code = int(pytest.main(pytest_args))
+    print(f"wmh: reports written to {reports} (matrix.html, results.json, junit.xml, allure-results/)")
+    return code
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from harness.cim.mof import default_store
+    from harness.targets.mock.config import MockConfig
+    from harness.targets.mock.http_server import serve_forever
+
+    password = os.environ.get(args.password_env) if args.password_env else None
+    config = MockConfig(host=args.host, port=args.port, username=args.user)
+    if password:
+        config.password = password
+    else:
+        print(f"wmh serve: {args.password_env} is not set; a random password was generated for "
+              f"user {config.username!r}. Set {args.password_env} to choose one.", file=sys.stderr)
+        print(f"password: {config.password}", file=sys.stderr)
+    store = default_store()
+    try:
+        asyncio.run(serve_forever(store, config))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wmh", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command")
+
+    run = sub.add_parser("run", help="run the conformance suites and write reports/")
+    run.add_argument("--target", help="'mock' (default) or a WS-Man URL; credentials from WMH_USERNAME/WMH_PASSWORD")
+    run.add_argument("--inventory", help="TOML inventory of targets")
+    run.add_argument("--reports", default="reports", help="output directory (default: reports)")
+    run.add_argument("--no-validate", action="store_true", help="skip XSD validation of traffic")
+    run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments after --")
+    run.set_defaults(func=cmd_run)
+
+    serve = sub.add_parser("serve", help="serve the mock target (WS-Man on /wsman)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=5985)
+    serve.add_argument("--user", default="wmh")
+    serve.add_argument("--password-env", default="WMH_MOCK_PASSWORD",
+                       help="environment variable holding the password (default WMH_MOCK_PASSWORD)")
+    serve.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["run", *(argv or [])])
+    if getattr(args, "pytest_args", None) and args.pytest_args[0] == "--":
+        args.pytest_args = args.pytest_args[1:]
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,265 @@
+"""Async WS-Management client (MS-WSMV client role) used by the suites.
+
+The same code talks to the mock and to a real Windows host. A target's fault comes back as a
+:class:`~harness.wire.wsman.faults.WSManFault` (data, DESIGN: Conventions); a malformed answer
+raises :class:`ProtocolViolation` with the reason, which fails the test cleanly. With a validator,
+every message sent and received is checked against the XSDs first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from lxml import etree
+
+from harness.targets.inventory import Target
+from harness.transport.http_client import HttpReply, HttpTransport
+from harness.transport.tap import Tap, default_tap
+from harness.wire.wsman import messages as msg
+from harness.wire.wsman.cimxml import class_name_of, element_to_properties, params_element
+from harness.wire.wsman.envelope import Envelope, parse_envelope
+from harness.wire.wsman.errors import WSManDecodeError
+from harness.wire.wsman.faults import WSManFault, is_fault, parse_fault
+from harness.wire.wsman.header import EndpointReference, Header, Option
+from harness.wire.wsman.ns import FILTER_SELECTOR, FILTER_WQL, Action
+
+#: MaxEnvelopeSize the Windows client sends by default (observed Windows behaviour: 512000).
+DEFAULT_MAX_ENVELOPE = 512_000
+DEFAULT_OPERATION_TIMEOUT = 60.0
+
+
+class ProtocolViolation(AssertionError):
+    """The target answered something that is not valid WS-Man for the request (a test failure)."""
+
+
+class MessageValidator(Protocol):
+    def assert_valid(self, data: bytes, direction: str) -> None: ...
+
+
+@dataclass
+class IdentifyInfo:
+    """wsmid:IdentifyResponse (DSP0226 11.3)."""
+
+    protocol_version: str
+    product_vendor: str | None
+    product_version: str | None
+    security_profiles: list[str] | None
+
+
+@dataclass
+class Instance:
+    """A resource representation: class name and untyped property values (strings, lists, None, EPRs)."""
+
+    class_name: str
+    properties: dict[str, Any]
+    element: etree._Element = field(repr=False)
+
+    @classmethod
+    def from_element(cls, element: etree._Element) -> Instance:
+        return cls(class_name_of(element), element_to_properties(element), element)
+
+
+@dataclass
+class Page:
+    """One EnumerateResponse or PullResponse."""
+
+    items: list[Instance]
+    eprs: list[EndpointReference]
+    context: str | None
+    end_of_sequence: bool
+
+
+@dataclass
+class EnumerationResult:
+    """Everything an enumeration returned, and how many round trips it took (Enumerate + Pulls)."""
+
+    items: list[Instance]
+    eprs: list[EndpointReference]
+    round_trips: int
+
+
+class WSManClient:
+    """One target, one HTTP session. Use ``async with``."""
+
+    def __init__(self, target: Target, *, tap: Tap | None = None, validator: MessageValidator | None = None,
+                 max_envelope_size: int = DEFAULT_MAX_ENVELOPE, locale: str | None = "en-US") -> None:
+        self.target = target
+        self.validator = validator
+        self.max_envelope_size = max_envelope_size
+        self.locale = locale
+        self._transport = HttpTransport(target.url, username=target.username, password=target.password,
+                                        tap=tap or default_tap(), timeout=target.timeout)
+
+    async def __aenter__(self) -> WSManClient:
+        await self._transport.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._transport.close()
+
+    # ------------------------------------------------------------------------------ plumbing
+    def header(self, action: str, resource_uri: str | None,
+               selectors: Mapping[str, str | EndpointReference] | None = None, **extra: Any) -> Header:
+        """A request header as the Windows client writes it (MS-WSMV 2.2.4.x)."""
+        return Header(action=action, to=self.target.url, resource_uri=resource_uri,
+                      selectors=dict(selectors or {}), max_envelope_size=self.max_envelope_size,
+                      operation_timeout=DEFAULT_OPERATION_TIMEOUT, locale=self.locale, **extra)
+
+    async def send_raw(self, body: bytes, *, authenticated: bool = True,
+                       extra_headers: dict[str, str] | None = None) -> HttpReply:
+        """POST an envelope as is (for robustness tests); no validation, no parsing."""
+        return await self._transport.post(body, authenticated=authenticated, extra_headers=extra_headers)
+
+    async def exchange(self, body: bytes, *, authenticated: bool = True,
+                       extra_headers: dict[str, str] | None = None) -> Envelope:
+        """Send a request, validate both directions, return the response envelope or raise its fault."""
+        if self.validator is not None:
+            self.validator.assert_valid(body, "request")
+        reply = await self._transport.post(body, authenticated=authenticated, extra_headers=extra_headers)
+        if reply.status == 401:
+            raise ProtocolViolation(f"HTTP 401 from {self.target.url}: authentication refused")
+        if reply.status not in (200, 400, 500):
+            raise ProtocolViolation(f"HTTP {reply.status} from {self.target.url}: {reply.body[:200]!r}")
+        if self.validator is not None:
+            self.validator.assert_valid(reply.body, "response")
+        try:
+            env = parse_envelope(reply.body)
+        except WSManDecodeError as exc:
+            raise ProtocolViolation(f"malformed response (HTTP {reply.status}): {exc.reason}") from None
+        if is_fault(env):
+            try:
+                raise parse_fault(env)
+            except WSManDecodeError as exc:
+                raise ProtocolViolation(f"malformed fault: {exc.reason}") from None
+        if reply.status != 200:
+            raise ProtocolViolation(f"HTTP {reply.status} without a SOAP fault")
+        return env
+
+    @staticmethod
+    def _decode(parse: Any, env: Envelope) -> Any:
+        try:
+            return parse(env)
+        except WSManDecodeError as exc:
+            raise ProtocolViolation(f"malformed {env.header.action or 'response'}: {exc.reason}") from None
+
+    # ------------------------------------------------------------------------------ operations
+    async def identify(self, *, authenticated: bool = True) -> IdentifyInfo:
+        """wsmid:Identify (DSP0226 11; MS-WSMV 3.1.4.16); unauthenticated with ``WSMANIDENTIFY``."""
+        extra = None if authenticated else {"WSMANIDENTIFY": "unauthenticated"}
+        env = await self.exchange(msg.build_identify_request(), authenticated=authenticated, extra_headers=extra)
+        resp: msg.IdentifyResponse = self._decode(msg.parse_identify_response, env)
+        return IdentifyInfo(resp.protocol_versions[0], resp.product_vendor, resp.product_version,
+                            resp.security_profiles)
+
+    async def get(self, resource_uri: str, selectors: Mapping[str, str | EndpointReference] | None = None) -> Instance:
+        """Transfer Get (MS-WSMV 3.1.4.1; DSP0226 7.3)."""
+        env = await self.exchange(msg.build_get_request(self.header(Action.GET, resource_uri, selectors)))
+        resp: msg.InstanceMessage = self._decode(msg.parse_get_response, env)
+        if resp.item is None:
+            raise ProtocolViolation("GetResponse with an empty body")
+        return Instance.from_element(resp.item)
+
+    async def get_fragment(self, resource_uri: str, selectors: Mapping[str, str | EndpointReference] | None,
+                           fragment: str) -> dict[str, Any]:
+        """Fragment-level Get (DSP0226 7.7; MS-WSMV 2.2.4.17): returns the properties in w:XmlFragment."""
+        header = self.header(Action.GET, resource_uri, selectors, fragment_transfer=fragment)
+        header.must_understand = header.must_understand | {"FragmentTransfer"}
+        env = await self.exchange(msg.build_get_request(header))
+        resp: msg.InstanceMessage = self._decode(msg.parse_get_response, env)
+        if resp.item is None or etree.QName(resp.item).localname != "XmlFragment":
+            raise ProtocolViolation("a fragment Get must answer with w:XmlFragment")
+        return element_to_properties(resp.item)
+
+    async def put(self, resource_uri: str, selectors: Mapping[str, str | EndpointReference],
+                  properties: Mapping[str, Any], *, class_name: str) -> Instance:
+        """Transfer Put (MS-WSMV 3.1.4.2; DSP0226 7.4) of the named properties only."""
+        body = params_element(resource_uri, class_name, properties)
+        env = await self.exchange(msg.build_put_request(self.header(Action.PUT, resource_uri, selectors), body))
+        resp: msg.InstanceMessage = self._decode(msg.parse_put_response, env)
+        if resp.item is None:
+            return await self.get(resource_uri, selectors)
+        return Instance.from_element(resp.item)
+
+    async def create(self, resource_uri: str, properties: Mapping[str, Any], *, class_name: str) -> EndpointReference:
+        """Transfer Create (MS-WSMV 3.1.4.5; DSP0226 7.5): returns the ResourceCreated EPR."""
+        body = params_element(resource_uri, class_name, properties)
+        env = await self.exchange(msg.build_create_request(self.header(Action.CREATE, resource_uri), body))
+        resp: msg.CreateResponse = self._decode(msg.parse_create_response, env)
+        return resp.epr
+
+    async def delete(self, resource_uri: str, selectors: Mapping[str, str | EndpointReference]) -> None:
+        """Transfer Delete (MS-WSMV 3.1.4.6; DSP0226 7.6)."""
+        env = await self.exchange(msg.build_delete_request(self.header(Action.DELETE, resource_uri, selectors)))
+        self._decode(msg.parse_delete_response, env)
+
+    async def enumerate(self, resource_uri: str, *, wql: str | None = None,
+                        selector_filter: Mapping[str, str] | None = None,
+                        association: msg.AssociationFilter | None = None, mode: str | None = None,
+                        optimize: bool = False, max_elements: int | None = None,
+                        selectors: Mapping[str, str | EndpointReference] | None = None) -> Page:
+        """Enumerate (MS-WSMV 3.1.4.8; DSP0226 8.2), optimized if asked (DSP0226 8.2.3)."""
+        request = msg.EnumerateRequest(enumeration_mode=mode, optimize=optimize,
+                                       max_elements=max_elements if optimize else None)
+        if wql is not None:
+            request.filter_dialect, request.filter_text = FILTER_WQL, wql
+        elif selector_filter is not None:
+            request.filter_dialect, request.selector_filter = FILTER_SELECTOR, dict(selector_filter)
+        elif association is not None:
+            from harness.wire.wsman.ns import FILTER_ASSOCIATION
+
+            request.filter_dialect, request.association_filter = FILTER_ASSOCIATION, association
+        env = await self.exchange(msg.build_enumerate_request(
+            self.header(Action.ENUMERATE, resource_uri, selectors), request))
+        return self._page(self._decode(msg.parse_enumerate_response, env))
+
+    async def pull(self, resource_uri: str, context: str, *, max_elements: int | None = None,
+                   selectors: Mapping[str, str | EndpointReference] | None = None) -> Page:
+        """Pull (MS-WSMV 3.1.4.9; DSP0226 8.4)."""
+        env = await self.exchange(msg.build_pull_request(
+            self.header(Action.PULL, resource_uri, selectors), msg.PullRequest(context, max_elements)))
+        return self._page(self._decode(msg.parse_pull_response, env))
+
+    async def release(self, resource_uri: str, context: str) -> None:
+        """Release (MS-WSMV 3.1.4.10; DSP0226 8.5)."""
+        env = await self.exchange(msg.build_release_request(self.header(Action.RELEASE, resource_uri), context))
+        self._decode(msg.parse_release_response, env)
+
+    async def enumerate_all(self, resource_uri: str, *, max_elements: int = 20, max_round_trips: int = 10_000,
+                            **kwargs: Any) -> EnumerationResult:
+        """Enumerate then Pull until EndOfSequence (MS-WMOD 3.2 steps 1-26)."""
+        page = await self.enumerate(resource_uri, max_elements=max_elements, **kwargs)
+        items, eprs, trips = list(page.items), list(page.eprs), 1
+        while not page.end_of_sequence:
+            if not page.context:
+                raise ProtocolViolation("enumeration response without EnumerationContext or EndOfSequence")
+            if trips >= max_round_trips:
+                raise ProtocolViolation(f"enumeration did not end within {max_round_trips} round trips")
+            page = await self.pull(resource_uri, page.context, max_elements=max_elements)
+            items.extend(page.items)
+            eprs.extend(page.eprs)
+            trips += 1
+        return EnumerationResult(items, eprs, trips)
+
+    async def invoke(self, resource_uri: str, method: str,
+                     selectors: Mapping[str, str | EndpointReference] | None = None,
+                     params: Mapping[str, Any] | None = None, options: list[Option] | None = None) -> dict[str, Any]:
+        """Custom action (MS-WSMV 3.1.4.15; DSP0227 9): returns out parameters and ReturnValue."""
+        header = self.header("", resource_uri, selectors)
+        if options:
+            header.options = options
+        env = await self.exchange(msg.build_invoke_request(header, method, dict(params or {})))
+        resp: msg.InvokeResponse = self._decode(msg.parse_invoke_response, env)
+        out = dict(resp.out_params)
+        out["ReturnValue"] = resp.return_value
+        return out
+
+    @staticmethod
+    def _page(items: msg.EnumerationItems) -> Page:
+        eprs = [e for e in items.epr_items if e is not None]
+        return Page([Instance.from_element(i) for i in items.items], eprs, items.context, items.end_of_sequence)
+
+
+__all__ = ["EnumerationResult", "IdentifyInfo", "Instance", "Page", "ProtocolViolation", "WSManClient",
+           "WSManFault"]

@@ -1,0 +1,147 @@
+"""Targets and inventories.
+
+A target is one WS-Man/WMI endpoint under test. Inventories are TOML files; credentials are
+never stored in them, only the *names* of environment variables that hold them (DESIGN: Targets).
+
+Example inventory::
+
+    [[target]]
+    name = "win2022-a"
+    url = "http://10.0.0.5:5985/wsman"
+    dialect = "wsmv"
+    auth = "basic"
+    username_env = "WMH_WIN_USER"
+    password_env = "WMH_WIN_PASSWORD"
+    capabilities = ["wsman", "identify", "get", "put", "create", "delete", "enumerate", "invoke"]
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+#: Capabilities the built-in mock implements, each one a feature a suite can ``require``.
+MOCK_CAPABILITIES: frozenset[str] = frozenset(
+    {
+        "wsman",
+        "wsmv",
+        "identify",
+        "get",
+        "put",
+        "create",
+        "delete",
+        "enumerate",
+        "optimized-enumeration",
+        "wql",
+        "selector-filter",
+        "association-filter",
+        "invoke",
+        "fragment",
+        "cim-store-write",
+        "win32-environment",
+        "win32-service",
+    }
+)
+
+#: What a real Windows WinRM listener offers out of the box (MS-WSMV, WMI plug-in).
+WINDOWS_CAPABILITIES: frozenset[str] = MOCK_CAPABILITIES
+
+
+class InventoryError(ValueError):
+    """An inventory file or ``--wm-target`` value that cannot be used, with the reason."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One system under test."""
+
+    name: str
+    url: str
+    dialect: str = "wsmv"
+    auth: str = "basic"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    capabilities: frozenset[str] = MOCK_CAPABILITIES
+    is_mock: bool = False
+    timeout: float = 30.0
+    verify_tls: bool = True
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "localhost"
+
+    def supports(self, capability: str) -> bool:
+        return capability in self.capabilities
+
+
+def _credential(entry: dict[str, object], key: str) -> str | None:
+    env_name = entry.get(f"{key}_env")
+    if env_name is None:
+        if key in entry:
+            raise InventoryError(f"target {entry.get('name')!r}: put {key} in an environment variable "
+                                 f"and name it with {key}_env; inventories never hold credentials")
+        return None
+    if not isinstance(env_name, str):
+        raise InventoryError(f"{key}_env must be a string")
+    value = os.environ.get(env_name)
+    if value is None:
+        raise InventoryError(f"environment variable {env_name} (for {key}) is not set")
+    return value
+
+
+def target_from_entry(entry: dict[str, object]) -> Target:
+    name = entry.get("name")
+    url = entry.get("url")
+    if not isinstance(name, str) or not isinstance(url, str):
+        raise InventoryError("every [[target]] needs a string name and url")
+    caps = entry.get("capabilities", sorted(WINDOWS_CAPABILITIES))
+    if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
+        raise InventoryError(f"target {name!r}: capabilities must be a list of strings")
+    timeout = entry.get("timeout", 30.0)
+    if not isinstance(timeout, int | float):
+        raise InventoryError(f"target {name!r}: timeout must be a number")
+    return Target(
+        name=name,
+        url=url,
+        dialect=str(entry.get("dialect", "wsmv")),
+        auth=str(entry.get("auth", "basic")),
+        username=_credential(entry, "username"),
+        password=_credential(entry, "password"),
+        capabilities=frozenset(caps),
+        timeout=float(timeout),
+        verify_tls=bool(entry.get("verify_tls", True)),
+    )
+
+
+def load_inventory(path: Path) -> list[Target]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise InventoryError(f"cannot read inventory {path}: {exc}") from exc
+    entries = data.get("target", [])
+    if not isinstance(entries, list) or not entries:
+        raise InventoryError(f"inventory {path} has no [[target]] entries")
+    return [target_from_entry(e) for e in entries]
+
+
+def target_from_url(url: str, capabilities: Sequence[str] | None = None) -> Target:
+    """A target named on the command line: ``http://host:5985/wsman``.
+
+    Credentials come from ``WMH_USERNAME`` / ``WMH_PASSWORD``.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InventoryError(f"--wm-target must be 'mock' or an http(s) URL, got {url!r}")
+    if parts.username or parts.password:
+        raise InventoryError("credentials in the target URL are refused; use WMH_USERNAME / WMH_PASSWORD")
+    return Target(
+        name=parts.hostname,
+        url=url,
+        username=os.environ.get("WMH_USERNAME"),
+        password=os.environ.get("WMH_PASSWORD"),
+        capabilities=frozenset(capabilities) if capabilities else WINDOWS_CAPABILITIES,
+    )

@@ -1,0 +1,34 @@
+"""Settings of the mock target (the knobs a Windows administrator sets through WinRM config)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+
+
+def _default_password() -> str:
+    return os.environ.get("WMH_MOCK_PASSWORD") or secrets.token_urlsafe(12)
+
+
+@dataclass
+class MockConfig:
+    """Mock listener and service settings.
+
+    Defaults follow a Windows Server WinRM listener (``winrm get winrm/config``):
+    MaxEnvelopeSizekb 500, MaxTimeoutms 60000, enumeration contexts that expire.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    machine: str = "WMH-MOCK01"
+    username: str = "wmh"
+    password: str = field(default_factory=_default_password, repr=False)
+    #: Users allowed read access only (MS-WMOD 2.9.3); name -> password.
+    read_only_users: dict[str, str] = field(default_factory=dict, repr=False)
+    max_envelope_size: int = 512_000
+    max_request_bytes: int = 512_000
+    max_timeout: float = 60.0
+    enumeration_expiry: float = 60.0
+    max_enumerations: int = 1024
+    allow_unauthenticated_identify: bool = True

@@ -1,0 +1,81 @@
+"""Run the mock target's HTTP server in a background thread (for the pytest plugin and tests).
+
+``wmh serve`` runs the same application in the foreground; this runner gives a synchronous
+start/stop around it so that a test session can share one mock across its event loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from harness.cim.mof import default_store
+from harness.cim.store import CimStore
+from harness.targets.mock.config import MockConfig
+from harness.targets.mock.http_server import build_app
+
+STARTUP_TIMEOUT = 20.0
+
+
+@dataclass
+class MockServerThread:
+    """The mock WS-Man server on 127.0.0.1 and an ephemeral port, in its own thread and loop."""
+
+    config: MockConfig = field(default_factory=MockConfig)
+    store: CimStore | None = None
+    url: str = ""
+    _thread: threading.Thread | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+    _runner: web.AppRunner | None = None
+    _ready: threading.Event = field(default_factory=threading.Event)
+    _error: BaseException | None = None
+
+    def start(self) -> str:
+        if self.store is None:
+            self.store = default_store()
+        self._thread = threading.Thread(target=self._run, name="wmh-mock", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(STARTUP_TIMEOUT):
+            raise RuntimeError(f"mock server did not start within {STARTUP_TIMEOUT} s")
+        if self._error is not None:
+            raise RuntimeError(f"mock server failed to start: {self._error}") from self._error
+        return self.url
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._serve())
+        except BaseException as exc:  # reported to the starting thread
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        loop.run_forever()
+        loop.run_until_complete(self._shutdown())
+        loop.close()
+
+    async def _serve(self) -> None:
+        assert self.store is not None
+        app = build_app(self.store, self.config)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.host, self.config.port)
+        await site.start()
+        server = site._server
+        assert isinstance(server, asyncio.base_events.Server)
+        port = server.sockets[0].getsockname()[1]
+        self.url = f"http://{self.config.host}:{port}/wsman"
+
+    async def _shutdown(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)

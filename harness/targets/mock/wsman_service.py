@@ -1,0 +1,536 @@
+"""The mock target's WS-Management service (MS-WSMV server role, WMI plug-in), sans-IO.
+
+``handle(bytes) -> (http status, bytes)``: one request envelope in, one response envelope out.
+Every failure is answered with the SOAP fault Windows would send (MS-WSMV 3.1.4.x; DSP0226 14),
+never with a traceback. The CIM operations go to the shared :class:`~harness.cim.store.CimStore`
+(MS-WMOD 2.4: every protocol of the mock sees the same objects).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pywbem
+from lxml import etree
+
+from harness.cim.errors import CimError, CimStatus
+from harness.cim.store import CimStore
+from harness.targets.mock.config import MockConfig
+from harness.targets.mock.enumerations import EnumerationContext, EnumerationRegistry
+from harness.targets.mock.resources import (
+    Resource,
+    SelectorError,
+    UnknownResource,
+    instance_path,
+    resolve_resource,
+)
+from harness.wire.wsman import messages as msg
+from harness.wire.wsman.cimxml import (
+    CimValueError,
+    class_name_of,
+    element_to_properties,
+    instance_to_element,
+    path_to_epr,
+    typed_properties,
+)
+from harness.wire.wsman.envelope import Envelope, parse_envelope
+from harness.wire.wsman.errors import WSManDecodeError
+from harness.wire.wsman.faults import FAULTS, FaultDetail, WSManFault, build_fault, make_fault
+from harness.wire.wsman.header import EndpointReference, Header
+from harness.wire.wsman.ns import ANONYMOUS, FILTER_ASSOCIATION, FILTER_SELECTOR, FILTER_WQL, NS_WSMAN, NS_WSMID, Action
+
+log = logging.getLogger("wmh.mock.wsman")
+
+HTTP_OK = 200
+#: Windows answers every SOAP fault with HTTP 500 (observed Windows behaviour; SOAP 1.2 part 2
+#: 7.5.2 would allow 400 for sender faults).
+HTTP_FAULT = 500
+#: Room kept for the envelope and headers when packing enumeration items (DSP0226 6.2).
+ENVELOPE_OVERHEAD = 2048
+#: DSP0226 R6.2-x: MaxEnvelopeSize below 8192 octets is refused with w:EncodingLimit.
+MIN_ENVELOPE_SIZE = 8192
+IDENTIFY_TAG = "{" + NS_WSMID + "}Identify"
+XML_FRAGMENT = "{" + NS_WSMAN + "}XmlFragment"
+
+#: WBEMSTATUS codes (MS-WMI 2.2.11) the WMI plug-in reports inside its faults.
+WBEM_STATUS: dict[CimStatus, int] = {
+    CimStatus.FAILED: 0x80041001,
+    CimStatus.NOT_FOUND: 0x80041002,
+    CimStatus.ACCESS_DENIED: 0x80041003,
+    CimStatus.TYPE_MISMATCH: 0x80041005,
+    CimStatus.INVALID_PARAMETER: 0x80041008,
+    CimStatus.NOT_SUPPORTED: 0x8004100C,
+    CimStatus.INVALID_SUPERCLASS: 0x8004100D,
+    CimStatus.INVALID_NAMESPACE: 0x8004100E,
+    CimStatus.INVALID_CLASS: 0x80041010,
+    CimStatus.INVALID_QUERY: 0x80041017,
+    CimStatus.ALREADY_EXISTS: 0x80041019,
+    CimStatus.METHOD_NOT_FOUND: 0x8004102E,
+    CimStatus.QUERY_LANGUAGE_NOT_SUPPORTED: 0x80041018,
+}
+
+#: How a CIM status surfaces as a WS-Man fault from the WMI plug-in (MS-WSMV 3.1.4.1.x). A missing
+#: instance, class or namespace is wsa:DestinationUnreachable (observed Windows behaviour: WinRM
+#: answers a Get of an unknown instance with DestinationUnreachable carrying the WMI error).
+CIM_FAULTS: dict[CimStatus, str] = {
+    CimStatus.NOT_FOUND: "DestinationUnreachable",
+    CimStatus.INVALID_CLASS: "DestinationUnreachable",
+    CimStatus.INVALID_NAMESPACE: "DestinationUnreachable",
+    CimStatus.ACCESS_DENIED: "AccessDenied",
+    CimStatus.ALREADY_EXISTS: "AlreadyExists",
+    CimStatus.INVALID_PARAMETER: "InvalidParameter",
+    CimStatus.TYPE_MISMATCH: "InvalidParameter",
+    CimStatus.NO_SUCH_PROPERTY: "InvalidRepresentation",
+    CimStatus.INVALID_QUERY: "CannotProcessFilter",
+    CimStatus.QUERY_LANGUAGE_NOT_SUPPORTED: "FilterDialectRequestedUnavailable",
+    CimStatus.METHOD_NOT_FOUND: "ActionNotSupported",
+    CimStatus.METHOD_NOT_AVAILABLE: "ActionNotSupported",
+    CimStatus.NOT_SUPPORTED: "ActionNotSupported",
+}
+
+ENUM_ITEM = tuple[str, pywbem.CIMInstance, bool]  # (namespace, instance, projected)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated user of a request."""
+
+    name: str
+    read_only: bool = False
+
+
+class _Reply(Exception):
+    """Internal: a finished response (used to unwind from deep in a handler)."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+
+class WSManService:
+    """Dispatches WS-Man requests to the CIM store."""
+
+    def __init__(self, store: CimStore, config: MockConfig, clock: Callable[[], float] | None = None) -> None:
+        self.store = store
+        self.config = config
+        kwargs = {"clock": clock} if clock is not None else {}
+        self.enumerations: EnumerationRegistry[ENUM_ITEM] = EnumerationRegistry(
+            config.enumeration_expiry, config.max_enumerations, **kwargs)
+        self._handlers: dict[str, Callable[[Envelope, Principal], bytes]] = {
+            Action.GET: self._get,
+            Action.PUT: self._put,
+            Action.CREATE: self._create,
+            Action.DELETE: self._delete,
+            Action.ENUMERATE: self._enumerate,
+            Action.PULL: self._pull,
+            Action.RELEASE: self._release,
+        }
+
+    # ------------------------------------------------------------------------------ entry points
+    def handle(self, data: bytes, principal: Principal) -> tuple[int, bytes]:
+        """Answer one request envelope. Never raises."""
+        relates_to: str | None = None
+        try:
+            env = parse_envelope(data, max_size=self.config.max_request_bytes)
+            relates_to = env.header.message_id or None
+            body = self._dispatch(env, principal)
+            return HTTP_OK, body
+        except WSManDecodeError as exc:
+            return HTTP_FAULT, self._fault(_decode_fault(exc), relates_to)
+        except WSManFault as fault:
+            return HTTP_FAULT, self._fault(fault, relates_to)
+        except _Reply as reply:
+            return HTTP_FAULT, reply.body
+        except Exception as exc:  # a defect of the mock: still a fault, and logged for us
+            log.exception("internal error in the mock WS-Man service")
+            fault = make_fault("InternalError", f"The mock failed internally: {type(exc).__name__}")
+            return HTTP_FAULT, self._fault(fault, relates_to)
+
+    def handle_identify_only(self, data: bytes) -> tuple[int, bytes]:
+        """Unauthenticated requests (``WSMANIDENTIFY: unauthenticated``) may only Identify (MS-WSMV 3.1.4.16)."""
+        try:
+            env = parse_envelope(data, max_size=self.config.max_request_bytes)
+        except WSManDecodeError as exc:
+            return HTTP_FAULT, self._fault(_decode_fault(exc), None)
+        payload = env.payload
+        if payload is None or payload.tag != IDENTIFY_TAG:
+            fault = make_fault("AccessDenied", "Only Identify is answered without authentication.")
+            return HTTP_FAULT, self._fault(fault, env.header.message_id or None)
+        return self.handle(data, Principal(name="", read_only=True))
+
+    def encoding_limit_fault(self) -> tuple[int, bytes]:
+        """The fault for a request larger than the service accepts (DSP0226 14.6 w:EncodingLimit)."""
+        fault = make_fault("EncodingLimit", "The request exceeds the maximum envelope size of the service.",
+                           detail=FaultDetail.SERVICE_ENVELOPE_LIMIT)
+        return HTTP_FAULT, self._fault(fault, None)
+
+    # ------------------------------------------------------------------------------ dispatch
+    def _fault(self, fault: WSManFault, relates_to: str | None) -> bytes:
+        fault.machine = fault.machine or self.config.machine
+        return build_fault(fault, relates_to)
+
+    def _dispatch(self, env: Envelope, principal: Principal) -> bytes:
+        payload = env.payload
+        if payload is not None and payload.tag == IDENTIFY_TAG and not env.header.action:
+            msg.parse_identify_request(env)
+            return msg.build_identify_response(msg.IdentifyResponse(
+                product_version="OS: 10.0.20348 SP: 0.0 Stack: 3.0",
+                security_profiles=["http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/http/basic"],
+            ))
+        if principal.name == "":
+            raise make_fault("AccessDenied", "Only Identify is answered without authentication.")
+        self._check_header(env)
+        action = env.header.action
+        handler = self._handlers.get(action)
+        try:
+            if handler is not None:
+                return handler(env, principal)
+            if env.header.resource_uri and action.lower().startswith(env.header.resource_uri.lower() + "/"):
+                return self._invoke(env, principal)
+            raise make_fault("ActionNotSupported", f"The action {action} is not supported by this resource.")
+        except CimError as exc:
+            raise _cim_fault(exc) from None
+        except SelectorError as exc:
+            raise make_fault("InvalidSelectors", exc.reason,
+                             detail=getattr(FaultDetail, _upper_snake(exc.detail), None)) from None
+        except UnknownResource as exc:
+            raise make_fault("DestinationUnreachable", str(exc), detail=FaultDetail.INVALID_RESOURCE_URI) from None
+
+    def _check_header(self, env: Envelope) -> None:
+        """Addressing and WS-Man header rules (DSP0226 5.x, 6.x; SOAP 1.2 part 1 5.2.3)."""
+        h = env.header
+        if env.unknown_must_understand:
+            raise make_fault("MustUnderstand", not_understood=list(env.unknown_must_understand))
+        if not h.action:
+            raise make_fault("MessageInformationHeaderRequired", "The request has no wsa:Action header.")
+        if not h.message_id:
+            raise make_fault("MessageInformationHeaderRequired", "The request has no wsa:MessageID header.")
+        if h.reply_to not in (None, ANONYMOUS):
+            # DSP0226 R5.4.2-x: WinRM only answers on the HTTP back channel (observed Windows behaviour).
+            raise make_fault("UnsupportedFeature", "ReplyTo must be the anonymous address.",
+                             detail=FaultDetail.ADDRESSING_MODE)
+        if h.max_envelope_size is not None and h.max_envelope_size < MIN_ENVELOPE_SIZE:
+            raise make_fault("EncodingLimit", f"MaxEnvelopeSize must be at least {MIN_ENVELOPE_SIZE} octets.",
+                             detail=FaultDetail.MINIMUM_ENVELOPE_LIMIT)
+        for option in h.options:
+            if option.must_comply:
+                raise make_fault("InvalidOptions", f"The option {option.name} cannot be complied with.",
+                                 detail=FaultDetail.NOT_SUPPORTED)
+
+    def _limit(self, env: Envelope) -> int:
+        requested = env.header.max_envelope_size
+        return min(requested, self.config.max_envelope_size) if requested else self.config.max_envelope_size
+
+    def _checked(self, env: Envelope, body: bytes) -> bytes:
+        """DSP0226 6.2: a response larger than MaxEnvelopeSize is replaced by w:EncodingLimit."""
+        if len(body) > self._limit(env):
+            raise make_fault("EncodingLimit", "The response exceeds the MaxEnvelopeSize of the request.",
+                             detail=FaultDetail.MAX_ENVELOPE_SIZE_EXCEEDED)
+        return body
+
+    @staticmethod
+    def _require_writer(principal: Principal) -> None:
+        """MS-WMOD 2.9.3: a read-only principal may read but not change managed data."""
+        if principal.read_only:
+            raise make_fault("AccessDenied", "Access is denied: the user may only read this namespace.")
+
+    def _resource(self, env: Envelope) -> Resource:
+        return resolve_resource(env.header.resource_uri, env.header.selectors, self.store)
+
+    def _render(self, resource: Resource, namespace: str, instance: pywbem.CIMInstance,
+                projected: bool = False) -> etree._Element:
+        cls = None if projected else self.store.get_class(namespace, instance.classname)
+        return instance_to_element(instance, resource.uri_for(instance.classname), cls)
+
+    def _epr(self, resource: Resource, namespace: str, instance: pywbem.CIMInstance) -> EndpointReference:
+        path = self.store.path_of(namespace, instance)
+        like = resource.uri_for(instance.classname)
+        epr = path_to_epr(path.copy(), like)
+        epr.resource_uri = like
+        return epr
+
+    # ------------------------------------------------------------------------------ transfer
+    def _get(self, env: Envelope, principal: Principal) -> bytes:
+        """Get (MS-WSMV 3.1.4.1; DSP0226 7.3), with fragment-level access (DSP0226 7.7)."""
+        resource = self._resource(env)
+        path = instance_path(resource, env.header.selectors, self.store)
+        instance = self.store.get_instance(resource.namespace, path)
+        element = self._render(resource, resource.namespace, instance)
+        if env.header.fragment_transfer:
+            element = self._fragment(element, env.header.fragment_transfer)
+        return self._checked(env, msg.build_get_response(env.header.message_id, element))
+
+    @staticmethod
+    def _fragment(instance_el: etree._Element, expression: str) -> etree._Element:
+        """``<w:XmlFragment>`` holding the named property (DSP0226 7.7: the Dialect-less fragment
+        expression is a property name, optionally ``Name/text()``)."""
+        name = expression.strip().removesuffix("/text()").strip("/")
+        wanted = [c for c in instance_el if isinstance(c.tag, str) and etree.QName(c).localname.lower() == name.lower()]
+        if not wanted or not name:
+            raise make_fault("InvalidParameter", f"The fragment {expression!r} names no property.",
+                             detail=FaultDetail.INVALID_FRAGMENT)
+        fragment = etree.Element(XML_FRAGMENT, nsmap={"w": NS_WSMAN})
+        for child in wanted:
+            fragment.append(child)
+        return fragment
+
+    def _put(self, env: Envelope, principal: Principal) -> bytes:
+        """Put (MS-WSMV 3.1.4.2; DSP0226 7.4): only the properties sent change (MS-WMOD 2.5.2.3)."""
+        self._require_writer(principal)
+        resource = self._resource(env)
+        path = instance_path(resource, env.header.selectors, self.store)
+        request = msg.parse_put_request(env)
+        if request.item is None:
+            raise make_fault("InvalidRepresentation", "Put needs the new representation in the body.")
+        current = self.store.get_instance(resource.namespace, path)
+        cls = self.store.get_class(resource.namespace, current.classname)
+        item = request.item
+        if item.tag == XML_FRAGMENT or env.header.fragment_transfer:
+            raw = element_to_properties(item)
+        else:
+            if class_name_of(item).lower() != current.classname.lower() and not self.store.is_subclass(
+                    resource.namespace, current.classname, class_name_of(item)):
+                raise make_fault("InvalidRepresentation",
+                                 f"The body holds {class_name_of(item)}, the resource is {current.classname}.")
+            raw = element_to_properties(item)
+        typed = _typed(raw, cls)
+        for key, value in path.keybindings.items():
+            if key in typed and _differs(typed[key], value):
+                raise make_fault("InvalidRepresentation", f"Put cannot change the key property {key}.")
+        changes = {k: v for k, v in typed.items() if k not in path.keybindings}
+        update = current.copy()
+        for name, value in changes.items():
+            update[name] = value
+        new_state = self.store.modify_instance(resource.namespace, update, property_list=list(changes))
+        return self._checked(env, msg.build_put_response(env.header.message_id,
+                                                         self._render(resource, resource.namespace, new_state)))
+
+    def _create(self, env: Envelope, principal: Principal) -> bytes:
+        """Create (MS-WSMV 3.1.4.5; DSP0226 7.5): answers wxf:ResourceCreated with the new EPR."""
+        self._require_writer(principal)
+        resource = self._resource(env)
+        if resource.class_name is None:
+            raise make_fault("DestinationUnreachable", "Create needs a resource URI naming a class.")
+        request = msg.parse_create_request(env)
+        if request.item is None:
+            raise make_fault("InvalidRepresentation", "Create needs the new object in the body.")
+        if class_name_of(request.item).lower() != resource.class_name.lower():
+            raise make_fault("InvalidRepresentation",
+                             f"The body holds {class_name_of(request.item)}, the resource is {resource.class_name}.")
+        cls = self.store.get_class(resource.namespace, resource.class_name)
+        instance = pywbem.CIMInstance(cls.classname)
+        for name, value in _typed(element_to_properties(request.item), cls).items():
+            instance[name] = value
+        path = self.store.create_instance(resource.namespace, instance)
+        epr = path_to_epr(path.copy(), resource.uri)
+        epr.resource_uri = resource.uri_for(path.classname)
+        return self._checked(env, msg.build_create_response(env.header.message_id, epr))
+
+    def _delete(self, env: Envelope, principal: Principal) -> bytes:
+        """Delete (MS-WSMV 3.1.4.6; DSP0226 7.6); a missing object is a fault (MS-WMOD 2.5.2.7)."""
+        self._require_writer(principal)
+        resource = self._resource(env)
+        path = instance_path(resource, env.header.selectors, self.store)
+        self.store.delete_instance(resource.namespace, path)
+        return msg.build_delete_response(env.header.message_id)
+
+    # ------------------------------------------------------------------------------ enumeration
+    def _enumerate(self, env: Envelope, principal: Principal) -> bytes:
+        """Enumerate (MS-WSMV 3.1.4.8; DSP0226 8.2), optimized (8.2.3), filtered (8.3, DSP0227 8.2)."""
+        resource = self._resource(env)
+        request = msg.parse_enumerate_request(env)
+        if request.enumeration_mode not in (None, "EnumerateEPR", "EnumerateObjectAndEPR"):
+            raise make_fault("UnsupportedFeature", f"Unknown EnumerationMode {request.enumeration_mode}.",
+                             detail=FaultDetail.ENUMERATION_MODE)
+        items = self._select(resource, request)
+        ctx = self.enumerations.open(resource.uri, items, request.enumeration_mode, resource.namespace)
+        ctx.extra["resource"] = resource
+        if not request.optimize:
+            return msg.build_enumerate_response(env.header.message_id, context=ctx.context_id)
+        page = self._page(env, ctx, request.max_elements or 1)
+        return self._checked(env, msg.build_enumerate_response(env.header.message_id, page))
+
+    def _select(self, resource: Resource, request: msg.EnumerateRequest) -> list[ENUM_ITEM]:
+        ns = resource.namespace
+        dialect = request.filter_dialect
+        if request.association_filter is not None or dialect == FILTER_ASSOCIATION:
+            return self._associated(resource, request)
+        if dialect is None and request.selector_filter is None and request.filter_text is None:
+            if resource.class_name is None:
+                raise make_fault("UnsupportedFeature", "A wildcard resource URI needs a filter.",
+                                 detail=FaultDetail.FILTERING_REQUIRED)
+            return [(ns, i, False) for i in self.store.enumerate_instances(ns, resource.class_name, deep=True)]
+        if dialect == FILTER_SELECTOR or (dialect is None and request.selector_filter is not None):
+            if resource.class_name is None:
+                raise make_fault("CannotProcessFilter", "A selector filter needs a resource URI naming a class.")
+            wanted = dict(request.selector_filter or {})
+            path = instance_path(resource, wanted, self.store)
+            try:
+                return [(ns, self.store.get_instance(ns, path), False)]
+            except CimError as exc:
+                if exc.status == CimStatus.NOT_FOUND:
+                    return []
+                raise
+        if dialect in (FILTER_WQL, None) and request.filter_text is not None:
+            return self._wql(resource, request.filter_text)
+        raise make_fault("FilterDialectRequestedUnavailable", f"The filter dialect {dialect} is not supported.")
+
+    def _wql(self, resource: Resource, text: str) -> list[ENUM_ITEM]:
+        from harness.cim.wql import parse_wql
+
+        query = parse_wql(text)
+        if query.kind == "select" and resource.class_name is not None and not self.store.is_subclass(
+                resource.namespace, query.classname, resource.class_name):
+            raise make_fault("CannotProcessFilter",
+                             f"The WQL query class {query.classname} does not match the resource URI class "
+                             f"{resource.class_name}.")
+        projected = query.kind == "select" and query.properties is not None
+        return [(resource.namespace, i, projected) for i in self.store.exec_query(resource.namespace, text)]
+
+    def _associated(self, resource: Resource, request: msg.EnumerateRequest) -> list[ENUM_ITEM]:
+        """Association filters (DSP0227 8.2): associators (AssociatedInstances) or references
+        (AssociationInstances) of the object named by the filter's EPR."""
+        from harness.wire.wsman.cimxml import epr_to_path
+
+        af = request.association_filter
+        if af is None:
+            raise make_fault("CannotProcessFilter", "The association filter is empty.")
+        target_resource = resolve_resource(af.object.resource_uri, af.object.selectors, self.store)
+        path = instance_path(target_resource, af.object.selectors, self.store)
+        _ = epr_to_path  # paths from EPRs are resolved against the class keys above
+        ns = target_resource.namespace
+        self.store.get_instance(ns, path)  # the source object must exist
+        if af.kind == "AssociatedInstances":
+            found = self.store.associators(ns, path, assoc_class=af.association_class,
+                                           result_class=af.result_class, role=af.role, result_role=af.result_role)
+        else:
+            found = self.store.references(ns, path, result_class=af.result_class, role=af.role)
+        return [(ns, i, False) for i in found]
+
+    def _page(self, env: Envelope, ctx: EnumerationContext[ENUM_ITEM], max_elements: int) -> msg.EnumerationItems:
+        """Take up to ``max_elements`` items that fit MaxEnvelopeSize (DSP0226 8.4, 6.2)."""
+        resource: Resource = ctx.extra["resource"]  # type: ignore[assignment]
+        budget = self._limit(env) - ENVELOPE_OVERHEAD
+        page = msg.EnumerationItems()
+        used = 0
+        while ctx.position < len(ctx.items) and len(page.items) + len(page.epr_items) < max_elements * (
+                2 if ctx.mode == "EnumerateObjectAndEPR" else 1):
+            ns, instance, projected = ctx.items[ctx.position]
+            obj = None if ctx.mode == "EnumerateEPR" else self._render(resource, ns, instance, projected)
+            epr = None if ctx.mode is None else self._epr(resource, ns, instance)
+            size = (len(etree.tostring(obj)) if obj is not None else 0) + (600 if epr is not None else 0)
+            if used + size > budget:
+                if used == 0:
+                    raise make_fault("EncodingLimit", "One item is larger than the MaxEnvelopeSize of the request.",
+                                     detail=FaultDetail.MAX_ENVELOPE_SIZE_EXCEEDED)
+                break
+            used += size
+            if obj is not None:
+                page.items.append(obj)
+            if epr is not None:
+                page.epr_items.append(epr)
+            ctx.position += 1
+            if ctx.mode == "EnumerateObjectAndEPR" and len(page.items) >= max_elements:
+                break
+        if ctx.exhausted:
+            page.end_of_sequence = True
+            self.enumerations.release(ctx.context_id)
+        else:
+            page.context = ctx.context_id
+        return page
+
+    def _pull(self, env: Envelope, principal: Principal) -> bytes:
+        """Pull (MS-WSMV 3.1.4.9; DSP0226 8.4): the next items; EndOfSequence at the end."""
+        request = msg.parse_pull_request(env)
+        ctx = self.enumerations.take(request.context)
+        if ctx is None:
+            raise make_fault("InvalidEnumerationContext")
+        page = self._page(env, ctx, request.max_elements or 1)
+        return self._checked(env, msg.build_pull_response(env.header.message_id, page))
+
+    def _release(self, env: Envelope, principal: Principal) -> bytes:
+        """Release (MS-WSMV 3.1.4.10; DSP0226 8.5)."""
+        request = msg.parse_release_request(env)
+        if not self.enumerations.release(request.context):
+            raise make_fault("InvalidEnumerationContext")
+        return msg.build_release_response(env.header.message_id)
+
+    # ------------------------------------------------------------------------------ invoke
+    def _invoke(self, env: Envelope, principal: Principal) -> bytes:
+        """Custom actions: CIM methods (MS-WSMV 3.1.4.15; DSP0227 9; MS-WMOD 2.5.2.2)."""
+        self._require_writer(principal)
+        resource = self._resource(env)
+        if resource.class_name is None:
+            raise make_fault("DestinationUnreachable", "Invoke needs a resource URI naming a class.")
+        request = msg.parse_invoke_request(env)
+        cls = self.store.get_class(resource.namespace, resource.class_name)
+        method = next((m for m in cls.methods.values() if m.name.lower() == request.method.lower()), None)
+        if method is None:
+            raise make_fault("ActionNotSupported", f"{cls.classname} has no method {request.method}.")
+        target: pywbem.CIMInstanceName | str
+        selectors = {k: v for k, v in env.header.selectors.items() if k != "__cimnamespace"}
+        if selectors:
+            target = instance_path(resource, env.header.selectors, self.store)
+            self.store.get_instance(resource.namespace, target)
+        else:
+            target = cls.classname
+        params = _typed_params(request.params, method)
+        return_value, out = self.store.invoke_method(resource.namespace, target, method.name, params)
+        out_typed = {k: v for k, v in out.items()}
+        return self._checked(env, msg.build_invoke_response(env.header.message_id, resource.uri, method.name,
+                                                            return_value, out_typed))
+
+
+# ---------------------------------------------------------------------------------- helpers
+def _upper_snake(name: str) -> str:
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i:
+            out.append("_")
+        out.append(ch.upper())
+    return "".join(out)
+
+
+def _decode_fault(exc: WSManDecodeError) -> WSManFault:
+    name = exc.fault if exc.fault in FAULTS else "SchemaValidationError"
+    return make_fault(name, f"{FAULTS[name].reason} {exc.reason}".strip())
+
+
+def _cim_fault(exc: CimError) -> WSManFault:
+    name = CIM_FAULTS.get(exc.status, "InternalError")
+    code = WBEM_STATUS.get(exc.status, 0x80041001)
+    text = exc.description or exc.status.name.replace("_", " ").lower()
+    return make_fault(name, f"The WMI service returned error 0x{code:08X}: {text}", wsman_code=code)
+
+
+def _typed(raw: dict[str, Any], cls: pywbem.CIMClass) -> dict[str, Any]:
+    try:
+        return typed_properties(raw, cls)
+    except CimValueError as exc:
+        raise make_fault("InvalidRepresentation", exc.reason) from None
+
+
+def _typed_params(raw: dict[str, Any], method: pywbem.CIMMethod) -> dict[str, Any]:
+    """Coerce custom-action input by the method's IN parameters (DSP0227 9)."""
+    fake = pywbem.CIMClass("__params")
+    for p in method.parameters.values():
+        qin = p.qualifiers.get("In")
+        if qin is not None and not qin.value:
+            continue
+        fake.properties[p.name] = pywbem.CIMProperty(p.name, None, type=p.type, is_array=p.is_array,
+                                                     reference_class=p.reference_class)
+    try:
+        return typed_properties(raw, fake)
+    except CimValueError as exc:
+        raise make_fault("InvalidParameter", exc.reason) from None
+
+
+def _differs(a: Any, b: Any) -> bool:
+    if isinstance(a, str) and isinstance(b, str):
+        return a.casefold() != b.casefold()
+    return bool(a != b)
+
+
+__all__ = ["HTTP_FAULT", "HTTP_OK", "Header", "Principal", "WSManService"]
