@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -63,10 +64,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
               f"user {config.username!r}. Set {args.password_env} to choose one.", file=sys.stderr)
         print(f"password: {config.password}", file=sys.stderr)
     store = default_store()
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve_forever(store, config))
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from harness.report import CaseResult, write_reports
-from harness.report.results import NOT_SUPPORTED_PREFIX
+from harness.report.results import NOT_SUPPORTED_PREFIX, Outcome
 from harness.targets.inventory import InventoryError, Target, load_inventory, target_from_url
 from harness.transport.tap import Tap, current_test, default_tap
 
@@ -176,7 +176,7 @@ def _markers(item: pytest.Item, name: str) -> list[str]:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
+    outcome: Any = yield
     report: pytest.TestReport = outcome.get_result()
     callspec = getattr(item, "callspec", None)
     if callspec is None or "wm_target" not in callspec.params:
@@ -185,6 +185,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if not finished:
         return
     state = _state(item.config)
+    result_outcome: Outcome
     if report.skipped:
         result_outcome = "skipped"
         longrepr = report.longrepr
@@ -209,24 +210,30 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             wire=state.tap.for_test(item.nodeid),
         )
     )
-    _allure_evidence(item, state)
 
 
-def _allure_evidence(item: pytest.Item, state: _Session) -> None:
-    """Label the allure result by protocol and spec section, attach the messages (if allure is active)."""
-    if not item.config.pluginmanager.hasplugin("allure_pytest") or not item.config.getoption("alluredir", None):
+@pytest.fixture(autouse=True)
+def _wm_allure_evidence(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Label the allure result by protocol and spec section and attach the messages, when allure is on."""
+    item = request.node
+    active = request.config.pluginmanager.hasplugin("allure_pytest") and request.config.getoption(
+        "--alluredir", None)
+    specs = _markers(item, "spec")
+    if not active or not specs:
+        yield
         return
     import allure
 
-    for spec in _markers(item, "spec"):
-        document = spec.split(" ", 1)[0]
-        allure.dynamic.tag(spec)
-        allure.dynamic.label("spec", spec)
-        allure.dynamic.feature(document)
-        allure.dynamic.story(spec)
+    dynamic: Any = allure.dynamic  # allure's API is untyped
+    for spec in specs:
+        dynamic.tag(spec)
+        dynamic.label("spec", spec)
+        dynamic.feature(spec.split(" ", 1)[0])
+        dynamic.story(spec)
     for cap in _markers(item, "requires")[:1]:
-        allure.dynamic.label("protocol", cap)
-    for i, ex in enumerate(state.tap.for_test(item.nodeid), 1):
+        dynamic.label("protocol", cap)
+    yield
+    for i, ex in enumerate(_state(request.config).tap.for_test(item.nodeid), 1):
         allure.attach(ex.body, name=f"{i:02d} {ex.protocol} {ex.direction}",
                       attachment_type=allure.attachment_type.XML)
 

@@ -665,7 +665,10 @@ class CimStore:
         self, ns: _Namespace, path: pywbem.CIMInstanceName, role: str | None
     ) -> list[tuple[pywbem.CIMInstance, str]]:
         """(association instance, role property) pairs whose reference names ``path`` (DSP0200 References)."""
-        target = self._canonical_ref(ns, path)
+        # observed Windows behaviour: WMI resolves the source object first, so ASSOCIATORS OF /
+        # REFERENCES OF a missing instance fails with WBEM_E_NOT_FOUND instead of an empty result
+        _, source = self._find(ns, path)
+        target = source.path
         want = self._identity(target.classname, target.keybindings)
         found: list[tuple[pywbem.CIMInstance, str]] = []
         for inst in ns.instances.values():

@@ -66,11 +66,11 @@ class WSManValidator:
         for el in root.iter():
             if not isinstance(el.tag, str):
                 continue
-            if _XSI_NIL in el.attrib and el.tag.partition("}")[0][1:] not in namespaces:
-                # xsi:nil on an element without declaration (a CIM property, DSP0230 9.1): the
-                # element is open content; its nil-ness is checked by the codec, not the XSD.
-                if el.attrib.pop(_XSI_NIL).strip() in ("true", "1"):
-                    el.attrib.pop(_XSI_TYPE, None)  # a nil value has no content to check against its type
+            # xsi:nil on an element without declaration (a CIM property, DSP0230 9.1): the element is
+            # open content; its nil-ness is checked by the codec, not the XSD.
+            if (_XSI_NIL in el.attrib and el.tag.partition("}")[0][1:] not in namespaces
+                    and el.attrib.pop(_XSI_NIL).strip() in ("true", "1")):
+                el.attrib.pop(_XSI_TYPE, None)  # a nil value has no content to check against its type
             t = el.get(_XSI_TYPE)
             if t is None:
                 continue

@@ -145,8 +145,8 @@ class WSManService:
             return HTTP_FAULT, reply.body
         except Exception as exc:  # a defect of the mock: still a fault, and logged for us
             log.exception("internal error in the mock WS-Man service")
-            fault = make_fault("InternalError", f"The mock failed internally: {type(exc).__name__}")
-            return HTTP_FAULT, self._fault(fault, relates_to)
+            internal = make_fault("InternalError", f"The mock failed internally: {type(exc).__name__}")
+            return HTTP_FAULT, self._fault(internal, relates_to)
 
     def handle_identify_only(self, data: bytes) -> tuple[int, bytes]:
         """Unauthenticated requests (``WSMANIDENTIFY: unauthenticated``) may only Identify (MS-WSMV 3.1.4.16)."""

@@ -256,7 +256,7 @@ def _write_property(parent: _Element, tag: str, value: Any, cim_type: str | None
     _write_value(parent, tag, value, cim_type, like, depth)
 
 
-def _instance_nsmap(resource_uri: str) -> dict[str | None, str]:
+def _instance_nsmap(resource_uri: str) -> dict[str, str]:
     # a/w are declared for references; inside an envelope lxml drops the redundant declarations.
     return {"p": resource_uri, "cim": NS_CIM, "xsi": NS_XSI, "a": NS_ADDRESSING, "w": NS_WSMAN}
 
@@ -331,7 +331,7 @@ def _read_value(el: _Element, depth: int) -> Any:
             break
     if first is None:
         return el.text or ""
-    kind = _DATETIME_TAGS.get(first.tag)  # type: ignore[call-overload]
+    kind = _DATETIME_TAGS.get(str(first.tag))
     if kind is not None:
         return DatetimeText((first.text or "").strip(), kind)
     if el.find(A_ADDRESS) is not None:

@@ -105,7 +105,7 @@ def parse_xml(data: bytes, *, max_size: int | None = None) -> _Element:
     if root is None:
         raise WSManDecodeError("no root element")
     docinfo = root.getroottree().docinfo
-    if docinfo.doctype or docinfo.internalDTD is not None:
+    if getattr(docinfo, "doctype", "") or getattr(docinfo, "internalDTD", None) is not None:
         raise WSManDecodeError("DTD not allowed")
     return root
 

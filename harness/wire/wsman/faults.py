@@ -8,7 +8,9 @@ Fault body (SOAP 1.2 part 1 5.4; DSP0226 14.5; the f:WSManFault detail is MS-WSM
       <s:Reason><s:Text xml:lang="en-US">...</s:Text></s:Reason>
       <s:Detail>
         <w:FaultDetail>http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/UnexpectedSelectors</w:FaultDetail>
-        <f:WSManFault xmlns:f=".../wsmanfault" Code="2150858843" Machine="host"><f:Message>...</f:Message></f:WSManFault>
+        <f:WSManFault xmlns:f=".../wsmanfault" Code="2150858843" Machine="host">
+          <f:Message>...</f:Message>
+        </f:WSManFault>
       </s:Detail>
     </s:Fault>
 
@@ -382,7 +384,7 @@ def is_fault(env: Envelope) -> bool:
 
 
 def _text_of(el: _Element | None) -> str:
-    return "".join(el.itertext()).strip() if el is not None else ""
+    return "".join(str(t) for t in el.itertext()).strip() if el is not None else ""
 
 
 def parse_fault(env: Envelope) -> WSManFault:

@@ -79,7 +79,6 @@ ID_SECURITY_PROFILE_NAME = qn(NS_WSMID, "SecurityProfileName")
 B_OBJECT = qn(NS_CIMBINDING, "Object")
 
 _ENUM_MODES = ("EnumerateEPR", "EnumerateObjectAndEPR")
-_ASSOC_FIELDS = ("AssociationClassName", "Role", "ResultClassName", "ResultRole")
 _MAX_UINT = 2**32 - 1
 
 
@@ -204,7 +203,7 @@ class InvokeResponse:
 
 
 # ================================================================================ helpers
-def _el(tag: str, text: str | None = None, nsmap: dict[str | None, str] | None = None) -> _Element:
+def _el(tag: str, text: str | None = None, nsmap: dict[str, str] | None = None) -> _Element:
     e = etree.Element(tag, nsmap=nsmap)
     if text is not None:
         e.text = text
@@ -416,9 +415,13 @@ def _write_filter(parent: _Element, req: EnumerateRequest) -> None:
         af = req.association_filter
         box = etree.SubElement(f, qn(NS_CIMBINDING, af.kind), nsmap={"b": NS_CIMBINDING})
         write_epr(_sub(box, B_OBJECT), af.object)
-        values = (af.association_class, af.role, af.result_class, af.result_role)
-        for name, value in zip(_ASSOC_FIELDS, values, strict=True):
-            if value is not None and (af.kind == "AssociatedInstances" or name in ("ResultClassName", "Role")):
+        if af.kind == "AssociatedInstances":
+            fields = [("AssociationClassName", af.association_class), ("Role", af.role),
+                      ("ResultClassName", af.result_class), ("ResultRole", af.result_role)]
+        else:  # AssociationInstances: ResultClassName, Role (DSP0227 8.2)
+            fields = [("ResultClassName", af.result_class), ("Role", af.role)]
+        for name, value in fields:
+            if value is not None:
                 _sub(box, qn(NS_CIMBINDING, name), value)
         for prop in af.include_result_property:
             _sub(box, qn(NS_CIMBINDING, "IncludeResultProperty"), prop)

@@ -14,7 +14,7 @@ def test_authorization_headers_keep_the_scheme_but_lose_the_secret():
 
 
 def test_known_secrets_are_removed_from_bodies_in_utf8_and_utf16():
-    body = "<a>hunter2</a>".encode() + "hunter2".encode("utf-16-le")
+    body = b"<a>hunter2</a>" + "hunter2".encode("utf-16-le")
     out = redact_body(body, ["hunter2"])
     assert b"hunter2" not in out and "hunter2".encode("utf-16-le") not in out
 

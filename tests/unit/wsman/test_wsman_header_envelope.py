@@ -78,7 +78,8 @@ def test_unknown_must_understand_headers_are_reported() -> None:
 
 def test_duplicate_selector_is_rejected() -> None:
     data = build_envelope(Header(action="a", selectors={"A": "1"})).replace(
-        b'<w:Selector Name="A">1</w:Selector>', b'<w:Selector Name="A">1</w:Selector><w:Selector Name="A">2</w:Selector>')
+        b'<w:Selector Name="A">1</w:Selector>',
+        b'<w:Selector Name="A">1</w:Selector><w:Selector Name="A">2</w:Selector>')
     with pytest.raises(WSManDecodeError) as ei:
         parse_envelope(data)
     assert ei.value.fault == "InvalidSelectors"
