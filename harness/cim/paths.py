@@ -181,9 +181,7 @@ def _format_value(value: object) -> str:
 def format_object_path(path: pywbem.CIMInstanceName, *, with_namespace: bool = True) -> str:
     """Format an instance name as a WMI path (``\\\\HOST\\root\\cimv2:Class.Key="v"``, MS-WMI 2.2.1.1)."""
     keys = sorted(path.keybindings.items(), key=lambda kv: str(kv[0]).lower())
-    body: str = str(path.classname) + (
-        "=@" if not keys else "." + ",".join(f"{k}={_format_value(v)}" for k, v in keys)
-    )
+    body: str = str(path.classname) + ("=@" if not keys else "." + ",".join(f"{k}={_format_value(v)}" for k, v in keys))
     if not with_namespace or not path.namespace:
         return body
     namespace = str(path.namespace).replace("/", "\\")

@@ -57,10 +57,7 @@ def _running_dependents(store: CimStore, namespace: str, path: pywbem.CIMInstanc
 
 def _next_pid(store: CimStore, namespace: str) -> int:
     """Windows process ids are multiples of 4; take the next one above every id in use."""
-    pids = [
-        int(p.properties["ProcessId"].value or 0)
-        for p in store.enumerate_instances(namespace, "Win32_Process")
-    ]
+    pids = [int(p.properties["ProcessId"].value or 0) for p in store.enumerate_instances(namespace, "Win32_Process")]
     pids += [
         int(s.properties["ProcessId"].value or 0)
         for s in store.enumerate_instances(namespace, "Win32_Service")
@@ -254,9 +251,7 @@ def set_sd(store: CimStore, namespace: str, target: Target, params: dict[str, An
     return 0, {}
 
 
-def get_caller_access_rights(
-    store: CimStore, namespace: str, target: Target, params: dict[str, Any]
-) -> Result:
+def get_caller_access_rights(store: CimStore, namespace: str, target: Target, params: dict[str, Any]) -> Result:
     """__SystemSecurity.GetCallerAccessRights: the mock's caller is an administrator (full rights of
     the default DACL: CCDCLCSWRPWPRCWD)."""
     return 0, {"Rights": pywbem.Sint32(0x6003F)}

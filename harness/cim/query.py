@@ -28,9 +28,7 @@ def _check_property(cls: pywbem.CIMClass, name: str) -> None:
     raise WqlSyntaxError(f"{cls.classname} has no property {head!r}")
 
 
-def project(
-    instance: pywbem.CIMInstance, properties: tuple[str, ...] | None, keys: list[str]
-) -> pywbem.CIMInstance:
+def project(instance: pywbem.CIMInstance, properties: tuple[str, ...] | None, keys: list[str]) -> pywbem.CIMInstance:
     """``SELECT a, b``: keep the named properties and the keys (WMI keeps the keys so that the
     projected instance still has its path)."""
     if properties is None:

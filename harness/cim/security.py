@@ -122,9 +122,7 @@ MAX_SD_SIZE = 65536
 #: Default security descriptor of a WMI namespace (observed Windows behaviour: root\cimv2 grants
 #: Administrators full control and Authenticated Users / Local Service / Network Service enable,
 #: method-execute and provider-write).
-DEFAULT_NAMESPACE_SDDL = (
-    "O:BAG:BAD:(A;CI;CCDCLCSWRPWPRCWD;;;BA)(A;CI;CCDCRP;;;NS)(A;CI;CCDCRP;;;LS)(A;CI;CCDCRP;;;AU)"
-)
+DEFAULT_NAMESPACE_SDDL = "O:BAG:BAD:(A;CI;CCDCLCSWRPWPRCWD;;;BA)(A;CI;CCDCRP;;;NS)(A;CI;CCDCRP;;;LS)(A;CI;CCDCRP;;;AU)"
 
 
 def sid_to_bytes(sid: str) -> bytes:
@@ -208,9 +206,7 @@ def _ace_bytes(ace: str) -> bytes:
         flag_value |= ACE_FLAGS[alias]
     sid_bytes = sid_to_bytes(sid)
     size = 8 + len(sid_bytes)
-    return (
-        struct.pack("<BBHI", ACE_TYPES[ace_type.upper()], flag_value, size, _parse_rights(rights)) + sid_bytes
-    )
+    return struct.pack("<BBHI", ACE_TYPES[ace_type.upper()], flag_value, size, _parse_rights(rights)) + sid_bytes
 
 
 def sddl_to_binary(sddl: str) -> bytes:

@@ -65,9 +65,7 @@ def is_key(prop: pywbem.CIMProperty) -> bool:
 
 def is_association(cls: pywbem.CIMClass) -> bool:
     """An association has the ``Association`` qualifier or reference properties (DSP0004 5.6.3.3, 7.5)."""
-    return _qualifier_true(cls.qualifiers, "Association") or any(
-        p.type == "reference" for p in cls.properties.values()
-    )
+    return _qualifier_true(cls.qualifiers, "Association") or any(p.type == "reference" for p in cls.properties.values())
 
 
 class CimStore:
@@ -140,9 +138,7 @@ class CimStore:
         try:
             return ns.classes[classname.lower()]
         except KeyError:
-            raise CimError(
-                CimStatus.INVALID_CLASS, f"class {classname!r} does not exist in {ns.name}"
-            ) from None
+            raise CimError(CimStatus.INVALID_CLASS, f"class {classname!r} does not exist in {ns.name}") from None
 
     def _resolve_class(self, ns: _Namespace, cls: pywbem.CIMClass) -> pywbem.CIMClass:
         """Merge inherited properties and methods (DSP0004 5.1.2.10: subclasses inherit the features
@@ -366,9 +362,7 @@ class CimStore:
             keys = self._typed_keybindings(ns, cls, values, what=f"instance of {cls.classname}")
             return pywbem.CIMInstanceName(cls.classname, keybindings=keys)
 
-    def resolve_path(
-        self, namespace: str, path: str | ObjectPath | pywbem.CIMInstanceName
-    ) -> pywbem.CIMInstanceName:
+    def resolve_path(self, namespace: str, path: str | ObjectPath | pywbem.CIMInstanceName) -> pywbem.CIMInstanceName:
         """A typed instance name from an object path text, an :class:`ObjectPath` or an untyped name.
 
         ``Class="v"`` binds the single key of the class; ``Class=@`` names a singleton (MS-WMI 2.2.1.1).
@@ -433,18 +427,12 @@ class CimStore:
             _, inst = self._find(ns, path)
             return self._out(inst, property_list)
 
-    def enumerate_instances(
-        self, namespace: str, classname: str, deep: bool = True
-    ) -> list[pywbem.CIMInstance]:
+    def enumerate_instances(self, namespace: str, classname: str, deep: bool = True) -> list[pywbem.CIMInstance]:
         """DSP0200 EnumerateInstances in creation order; ``deep`` includes instances of subclasses."""
         with self._lock:
             ns = self._ns(namespace)
             base = self._class(ns, classname)
-            names = (
-                {c.lower() for c in self._subclasses(ns, base.classname)}
-                if deep
-                else {base.classname.lower()}
-            )
+            names = {c.lower() for c in self._subclasses(ns, base.classname)} if deep else {base.classname.lower()}
             return [self._out(i) for k, i in ns.instances.items() if k[0] in names]
 
     def enumerate_instance_names(
@@ -502,9 +490,7 @@ class CimStore:
                 if cname in props:
                     stored.properties[cprop.name] = props[cname]
                 else:
-                    stored.properties[cprop.name] = self._typed_property(
-                        cls, cprop.name, copy.deepcopy(cprop.value)
-                    )
+                    stored.properties[cprop.name] = self._typed_property(cls, cprop.name, copy.deepcopy(cprop.value))
             keys = {p.name: stored.properties[p.name].value for p in self._key_props(cls)}
             typed = self._typed_keybindings(ns, cls, keys, what=f"new instance of {cls.classname}")
             for name, value in typed.items():
@@ -539,9 +525,7 @@ class CimStore:
                 prop = self._typed_property(cls, name, value)
                 if is_key(cls.properties[name]):
                     if key_identity(prop.value) != key_identity(old.properties[prop.name].value):
-                        raise CimError(
-                            CimStatus.INVALID_PARAMETER, f"key property {prop.name} cannot be modified"
-                        )
+                        raise CimError(CimStatus.INVALID_PARAMETER, f"key property {prop.name} cannot be modified")
                     continue
                 new.properties[prop.name] = prop
             ns.instances[ident] = new
@@ -608,9 +592,7 @@ class CimStore:
             try:
                 meth = cls.methods[method]
             except KeyError:
-                raise CimError(
-                    CimStatus.METHOD_NOT_FOUND, f"{cls.classname} has no method {method!r}"
-                ) from None
+                raise CimError(CimStatus.METHOD_NOT_FOUND, f"{cls.classname} has no method {method!r}") from None
             if isinstance(target_out, str) and not _qualifier_true(meth.qualifiers, "Static"):
                 raise CimError(
                     CimStatus.INVALID_PARAMETER,
@@ -622,9 +604,7 @@ class CimStore:
                 if provider is not None:
                     break
             if provider is None:
-                raise CimError(
-                    CimStatus.METHOD_NOT_AVAILABLE, f"no provider implements {cls.classname}.{meth.name}"
-                )
+                raise CimError(CimStatus.METHOD_NOT_AVAILABLE, f"no provider implements {cls.classname}.{meth.name}")
             in_params: dict[str, Any] = {}
             for pname, value in params.items():
                 decl = meth.parameters.get(pname)
@@ -678,15 +658,11 @@ class CimStore:
                 if role is not None and pname.lower() != role.lower():
                     continue
                 ref = self._canonical_ref(ns, prop.value)
-                if self._identity(ref.classname, ref.keybindings) == want or self._same_via_subclass(
-                    ns, ref, target
-                ):
+                if self._identity(ref.classname, ref.keybindings) == want or self._same_via_subclass(ns, ref, target):
                     found.append((inst, prop.name))
         return found
 
-    def _same_via_subclass(
-        self, ns: _Namespace, ref: pywbem.CIMInstanceName, target: pywbem.CIMInstanceName
-    ) -> bool:
+    def _same_via_subclass(self, ns: _Namespace, ref: pywbem.CIMInstanceName, target: pywbem.CIMInstanceName) -> bool:
         if ref.classname.lower() == target.classname.lower():
             return False
         try:
@@ -745,9 +721,7 @@ class CimStore:
                         ident, other = self._find(ns, prop.value)
                     except CimError:
                         continue
-                    if result_class is not None and not self.is_subclass(
-                        namespace, other.classname, result_class
-                    ):
+                    if result_class is not None and not self.is_subclass(namespace, other.classname, result_class):
                         continue
                     if ident not in seen:
                         seen.add(ident)
@@ -761,9 +735,7 @@ class CimStore:
         from harness.cim.query import execute_query
 
         if language.strip().upper() != "WQL":
-            raise CimError(
-                CimStatus.QUERY_LANGUAGE_NOT_SUPPORTED, f"query language {language!r} is not supported"
-            )
+            raise CimError(CimStatus.QUERY_LANGUAGE_NOT_SUPPORTED, f"query language {language!r} is not supported")
         with self._lock:
             return execute_query(self, namespace, query)
 

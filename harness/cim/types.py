@@ -173,9 +173,7 @@ def coerce_value(
         if not isinstance(value, list | tuple):
             raise _mismatch(name, cim_type + "[]", value)
         return [
-            None
-            if item is None
-            else coerce_scalar(item, cim_type, name=name, embedded=embedded, parse_path=parse_path)
+            None if item is None else coerce_scalar(item, cim_type, name=name, embedded=embedded, parse_path=parse_path)
             for item in value
         ]
     if isinstance(value, list | tuple):

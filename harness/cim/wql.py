@@ -210,9 +210,7 @@ def like_match(value: str, pattern: str) -> bool:
 @functools.lru_cache(maxsize=1)
 def _parser() -> lark.Lark:
     grammar = resources.files("harness.cim").joinpath("wql.lark").read_text(encoding="utf-8")
-    return lark.Lark(
-        grammar, parser="lalr", lexer="contextual", propagate_positions=True, maybe_placeholders=False
-    )
+    return lark.Lark(grammar, parser="lalr", lexer="contextual", propagate_positions=True, maybe_placeholders=False)
 
 
 def _unescape(token: lark.Token) -> str:
@@ -525,9 +523,7 @@ def _to_bool(value: Any) -> bool | None:
 
 def _to_datetime(value: Any) -> _dt.datetime | _dt.timedelta | None:
     if isinstance(value, pywbem.CIMDateTime):
-        result: _dt.datetime | _dt.timedelta = (
-            value.datetime if value.datetime is not None else value.timedelta
-        )
+        result: _dt.datetime | _dt.timedelta = value.datetime if value.datetime is not None else value.timedelta
         return result
     if isinstance(value, str):
         try:

@@ -44,6 +44,7 @@ MOCK_CAPABILITIES: frozenset[str] = frozenset(
         "cim-store-write",
         "win32-environment",
         "win32-service",
+        "cim-schema-uri",
     }
 )
 

@@ -72,8 +72,12 @@ def test_class_lookup_is_case_insensitive_and_resolved(ro_store: CimStore) -> No
 
 def test_class_hierarchy(ro_store: CimStore) -> None:
     assert ro_store.superclass_chain(NS, "win32_service") == [
-        "Win32_Service", "Win32_BaseService", "CIM_Service", "CIM_LogicalElement",
-        "CIM_ManagedSystemElement", "CIM_ManagedElement",
+        "Win32_Service",
+        "Win32_BaseService",
+        "CIM_Service",
+        "CIM_LogicalElement",
+        "CIM_ManagedSystemElement",
+        "CIM_ManagedElement",
     ]
     assert ro_store.is_subclass(NS, "Win32_Service", "cim_logicalelement")
     assert not ro_store.is_subclass(NS, "CIM_Service", "Win32_Service")

@@ -53,13 +53,13 @@ def test_comparison_operators(op: str) -> None:
 def test_literals() -> None:
     assert where("A = 'it\\'s'") == Comparison("=", Property(("A",)), Literal_("it's"))
     assert where('A = "say \\"hi\\" \\\\ x"') == Comparison("=", Property(("A",)), Literal_('say "hi" \\ x'))
-    assert where("A = 0x1F").right == Literal_(31)  # type: ignore[union-attr]
-    assert where("A = -12").right == Literal_(-12)  # type: ignore[union-attr]
-    assert where("A = 1.5e3").right == Literal_(1500.0)  # type: ignore[union-attr]
-    assert where("A = .25").right == Literal_(0.25)  # type: ignore[union-attr]
-    assert where("A = TRUE").right == Literal_(True)  # type: ignore[union-attr]
-    assert where("A = false").right == Literal_(False)  # type: ignore[union-attr]
-    assert where("A = NULL").right == Literal_(None)  # type: ignore[union-attr]
+    assert where("A = 0x1F").right == Literal_(31)
+    assert where("A = -12").right == Literal_(-12)
+    assert where("A = 1.5e3").right == Literal_(1500.0)
+    assert where("A = .25").right == Literal_(0.25)
+    assert where("A = TRUE").right == Literal_(True)
+    assert where("A = false").right == Literal_(False)
+    assert where("A = NULL").right == Literal_(None)
     assert where("5 < A") == Comparison("<", Literal_(5), Property(("A",)))
 
 
@@ -97,7 +97,10 @@ def test_associators_of() -> None:
     assert q.kind == "associators"
     assert q.object_path == 'Win32_Service.Name="WinRM"'
     assert (q.assoc_class, q.result_class, q.role, q.result_role) == (
-        "Win32_DependentService", "Win32_Service", "Dependent", "Antecedent",
+        "Win32_DependentService",
+        "Win32_Service",
+        "Dependent",
+        "Antecedent",
     )
     assert (q.required_qualifier, q.required_assoc_qualifier, q.keys_only) == ("Dynamic", "Association", True)
     assert parse_wql("associators of {Win32_LogicalDisk='C:'} where ClassDefsOnly").classdefs_only
@@ -298,7 +301,7 @@ def test_exec_query_errors(ro_store: CimStore) -> None:
 
 def test_exec_query_associators_and_references(ro_store: CimStore) -> None:
     deps = ro_store.exec_query(
-        NS, "ASSOCIATORS OF {Win32_Service.Name=\"RpcSs\"} WHERE AssocClass=Win32_DependentService Role=Antecedent"
+        NS, 'ASSOCIATORS OF {Win32_Service.Name="RpcSs"} WHERE AssocClass=Win32_DependentService Role=Antecedent'
     )
     names = {d["Name"] for d in deps}
     assert {"WinRM", "Winmgmt", "Spooler", "BITS"} <= names and "RpcEptMapper" not in names
@@ -314,7 +317,9 @@ def test_exec_query_associators_and_references(ro_store: CimStore) -> None:
         NS, "ASSOCIATORS OF {Win32_Service.Name='Dhcp'} WHERE RequiredAssocQualifier = Association"
     )
     assert {d["Name"] for d in req} == {"nsi", "WinHttpAutoProxySvc"}
-    assert ro_store.exec_query(NS, "ASSOCIATORS OF {Win32_Service.Name='Dhcp'} WHERE RequiredQualifier = Abstract") == []
+    assert (
+        ro_store.exec_query(NS, "ASSOCIATORS OF {Win32_Service.Name='Dhcp'} WHERE RequiredQualifier = Abstract") == []
+    )
     with pytest.raises(CimError) as exc:
         ro_store.exec_query(NS, "ASSOCIATORS OF {Win32_Service.Name='Dhcp'} WHERE ClassDefsOnly")
     assert exc.value.status == CimStatus.NOT_SUPPORTED
