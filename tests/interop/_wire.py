@@ -5,10 +5,29 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from harness.validate import default_validator
+
+WMI_CIMV2 = "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/cimv2/"
+
+
+@dataclass(frozen=True)
+class MockServer:
+    """Where the ``wmh serve`` subprocess listens and how to log on to it."""
+
+    host: str
+    port: int
+    username: str
+    password: str
+    log_file: Path
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}/wsman"
+
 
 #: pypsrp logs every message it sends and receives at DEBUG on this logger (its public logging
 #: interface): "Sending message on attempt N: <xml>" and "Received message: <xml>".

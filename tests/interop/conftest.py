@@ -17,16 +17,15 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from _wire import MockServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 20.0
 SHUTDOWN_TIMEOUT = 5.0
 POLL_INTERVAL = 0.05
-WMI_CIMV2 = "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/cimv2/"
 
 #: An Identify request as the Windows client sends it (DSP0226 11; MS-WSMV 3.1.4.16): no
 #: WS-Addressing headers, only the wsmid:Identify body.
@@ -35,21 +34,6 @@ IDENTIFY_REQUEST = (
     b'xmlns:wsmid="http://schemas.dmtf.org/wbem/wsman/identity/1/wsmanidentity.xsd">'
     b"<s:Header/><s:Body><wsmid:Identify/></s:Body></s:Envelope>"
 )
-
-
-@dataclass(frozen=True)
-class MockServer:
-    """Where the ``wmh serve`` subprocess listens and how to log on to it."""
-
-    host: str
-    port: int
-    username: str
-    password: str
-    log_file: Path
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://{self.host}:{self.port}/wsman"
 
 
 def _free_port(host: str) -> int:

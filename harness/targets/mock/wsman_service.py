@@ -502,7 +502,12 @@ def _cim_fault(exc: CimError) -> WSManFault:
     name = CIM_FAULTS.get(exc.status, "InternalError")
     code = WBEM_STATUS.get(exc.status, 0x80041001)
     text = exc.description or exc.status.name.replace("_", " ").lower()
-    return make_fault(name, f"The WMI service returned error 0x{code:08X}: {text}", wsman_code=code)
+    # Observed Windows behaviour (see harness.wire.wsman.faults): a missing instance is
+    # a:DestinationUnreachable whose f:WSManFault Code is ERROR_WSMAN_RESOURCE_NOT_FOUND (2150858752),
+    # the template's code; the WBEM status shows only in the message. Clients key on that code
+    # (pypsrp and pywinrm surface it as the fault code; tests/interop).
+    wsman_code = None if exc.status == CimStatus.NOT_FOUND else code
+    return make_fault(name, f"The WMI service returned error 0x{code:08X}: {text}", wsman_code=wsman_code)
 
 
 def _typed(raw: dict[str, Any], cls: pywbem.CIMClass) -> dict[str, Any]:

@@ -166,6 +166,8 @@ def instances(draw: st.DrawFn, depth: int = 1, *, oracle: bool = False) -> WmiIn
     cls.decoration = None  # the CurrentClass of an instance is a bare ClassPart
     vals: dict[str, Value] = {}
     for prop in cls.properties:
+        if oracle and not prop.is_array and prop.cim_type in (CimType.REAL32, CimType.REAL64):
+            continue  # impacket uses a non-zero real instance value as a HeapRef and crashes
         if draw(st.booleans()):
             vals[prop.name] = draw(values(prop.cim_type, prop.is_array, depth, oracle))
     prop_quals = None
