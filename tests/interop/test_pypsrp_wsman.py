@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from _wire import WMI_CIMV2, MockServer, assert_valid, capture_pypsrp, pypsrp_messages
 from pypsrp.exceptions import WSManFaultError
-from pypsrp.wsman import NAMESPACES, WSMan
+from pypsrp.wsman import NAMESPACES, SelectorSet, WSMan
 
 from harness.wire.wsman.envelope import parse_envelope
 from harness.wire.wsman.faults import (
@@ -44,9 +44,12 @@ def psrp(mock_server: MockServer, caplog: pytest.LogCaptureFixture) -> Iterator[
         client.close()
 
 
-def selectors(**values: str) -> object:
-    from pypsrp.wsman import SelectorSet
+def q(prefix: str, local: str) -> str:
+    """Clark notation of a name in one of pypsrp's namespaces."""
+    return f"{{{NS[prefix]}}}{local}"
 
+
+def selectors(**values: str) -> SelectorSet:
     s = SelectorSet()
     for name, value in values.items():
         s.add_option(name, value)
@@ -68,7 +71,7 @@ def last_response(caplog: pytest.LogCaptureFixture) -> bytes:
 # ------------------------------------------------------------------------------------- transfer
 @pytest.mark.spec("MS-WSMV 3.1.4.1", "DSP0226 7.3")
 def test_get_service(psrp: WSMan, caplog: pytest.LogCaptureFixture) -> None:
-    body = psrp.get(SERVICE_URI, selector_set=selectors(Name="WinRM"))  # type: ignore[arg-type]
+    body = psrp.get(SERVICE_URI, selector_set=selectors(Name="WinRM"))
     instance = body.find(f"{{{SERVICE_URI}}}Win32_Service")
     assert instance is not None, ET.tostring(body)[:500]
     assert prop(instance, SERVICE_URI, "Name") == "WinRM"
@@ -95,15 +98,15 @@ def test_create_get_delete_environment(psrp: WSMan, caplog: pytest.LogCaptureFix
     assert got_selectors == {"Name": name, "UserName": "<SYSTEM>"}
 
     sel = selectors(**{k: v for k, v in got_selectors.items() if k and v})
-    body = psrp.get(p, selector_set=sel)  # type: ignore[arg-type]
+    body = psrp.get(p, selector_set=sel)
     instance = body.find(f"{{{p}}}Win32_Environment")
     assert instance is not None
     assert prop(instance, p, "Name") == name
     assert prop(instance, p, "VariableValue") == "interop"
 
-    psrp.delete(p, selector_set=sel)  # type: ignore[arg-type]
+    psrp.delete(p, selector_set=sel)
     with pytest.raises(WSManFaultError) as info:
-        psrp.get(p, selector_set=sel)  # type: ignore[arg-type]
+        psrp.get(p, selector_set=sel)
     # Observed Windows behaviour (see harness.wire.wsman.faults): a missing WMI instance is
     # ERROR_WSMAN_RESOURCE_NOT_FOUND; pypsrp surfaces the f:WSManFault Code over the subcode.
     assert info.value.code == ERROR_WSMAN_RESOURCE_NOT_FOUND
@@ -114,7 +117,7 @@ def test_create_get_delete_environment(psrp: WSMan, caplog: pytest.LogCaptureFix
 @pytest.mark.spec("MS-WSMV 3.1.4.1", "DSP0226 14", "MS-WSMV 2.2.4.x WSManFault")
 def test_missing_instance_fault_as_pypsrp_parses_it(psrp: WSMan, caplog: pytest.LogCaptureFixture) -> None:
     with pytest.raises(WSManFaultError) as info:
-        psrp.get(SERVICE_URI, selector_set=selectors(Name="NoSuchService"))  # type: ignore[arg-type]
+        psrp.get(SERVICE_URI, selector_set=selectors(Name="NoSuchService"))
     err = info.value
     # What our server sent, read with our own parser; pypsrp must have found the same fields.
     sent = parse_fault(parse_envelope(last_response(caplog)))
@@ -128,20 +131,20 @@ def test_missing_instance_fault_as_pypsrp_parses_it(psrp: WSMan, caplog: pytest.
 
 # ---------------------------------------------------------------------------------- enumeration
 def _enumerate_body(max_elements: int, *, wql: str | None = None, mode: str | None = None) -> ET.Element:
-    enum = ET.Element("{%s}Enumerate" % NS["wsen"])
-    ET.SubElement(enum, "{%s}OptimizeEnumeration" % NS["wsman"])
-    ET.SubElement(enum, "{%s}MaxElements" % NS["wsman"]).text = str(max_elements)
+    enum = ET.Element(q("wsen", "Enumerate"))
+    ET.SubElement(enum, q("wsman", "OptimizeEnumeration"))
+    ET.SubElement(enum, q("wsman", "MaxElements")).text = str(max_elements)
     if mode is not None:
-        ET.SubElement(enum, "{%s}EnumerationMode" % NS["wsman"]).text = mode
+        ET.SubElement(enum, q("wsman", "EnumerationMode")).text = mode
     if wql is not None:
-        ET.SubElement(enum, "{%s}Filter" % NS["wsman"], Dialect=WQL).text = wql
+        ET.SubElement(enum, q("wsman", "Filter"), Dialect=WQL).text = wql
     return enum
 
 
 def _pull_body(context: str, max_elements: int) -> ET.Element:
-    pull = ET.Element("{%s}Pull" % NS["wsen"])
-    ET.SubElement(pull, "{%s}EnumerationContext" % NS["wsen"]).text = context
-    ET.SubElement(pull, "{%s}MaxElements" % NS["wsen"]).text = str(max_elements)
+    pull = ET.Element(q("wsen", "Pull"))
+    ET.SubElement(pull, q("wsen", "EnumerationContext")).text = context
+    ET.SubElement(pull, q("wsen", "MaxElements")).text = str(max_elements)
     return pull
 
 
@@ -198,7 +201,7 @@ def test_enumerate_with_wql_filter(psrp: WSMan, caplog: pytest.LogCaptureFixture
 @pytest.mark.spec("MS-WSMV 3.1.4.8", "DSP0226 8.7 EnumerateEPR")
 def test_enumerate_epr_mode(psrp: WSMan, caplog: pytest.LogCaptureFixture, service_names: set[str]) -> None:
     items, _ = enumerate_all(psrp, SERVICE_URI, 10, mode="EnumerateEPR")
-    assert all(i.tag == "{%s}EndpointReference" % NS["wsa"] for i in items)
+    assert all(i.tag == q("wsa", "EndpointReference") for i in items)
     names = set()
     for epr in items:
         assert epr.findtext("wsa:ReferenceParameters/wsman:ResourceURI", namespaces=NS) == SERVICE_URI
@@ -233,7 +236,7 @@ def test_invoke_process_create_and_terminate(psrp: WSMan, caplog: pytest.LogCapt
     assert pid is not None and int(pid) > 0
 
     # The new process is a real instance of the store: Get it, then Terminate it (an instance method).
-    body = psrp.get(p, selector_set=selectors(Handle=pid))  # type: ignore[arg-type]
+    body = psrp.get(p, selector_set=selectors(Handle=pid))
     process = body.find(f"{{{p}}}Win32_Process")
     assert process is not None
     assert prop(process, p, "ProcessId") == pid
@@ -241,10 +244,10 @@ def test_invoke_process_create_and_terminate(psrp: WSMan, caplog: pytest.LogCapt
 
     terminate_in = ET.Element(f"{{{p}}}Terminate_INPUT")
     ET.SubElement(terminate_in, f"{{{p}}}Reason").text = "0"
-    response = psrp.invoke(f"{p}/Terminate", p, terminate_in, selector_set=selectors(Handle=pid))  # type: ignore[arg-type]
+    response = psrp.invoke(f"{p}/Terminate", p, terminate_in, selector_set=selectors(Handle=pid))
     assert response.findtext(f"s:Body/{{{p}}}Terminate_OUTPUT/{{{p}}}ReturnValue", namespaces=NS) == "0"
     with pytest.raises(WSManFaultError) as info:
-        psrp.get(p, selector_set=selectors(Handle=pid))  # type: ignore[arg-type]
+        psrp.get(p, selector_set=selectors(Handle=pid))
     assert info.value.code == ERROR_WSMAN_RESOURCE_NOT_FOUND
     assert_valid(pypsrp_messages(caplog))
 
