@@ -17,8 +17,10 @@ from lxml import etree
 from harness.targets.inventory import Target
 from harness.transport.http_client import HttpReply, HttpTransport
 from harness.transport.tap import Tap, default_tap
+from harness.wire.wsman import eventing as ev
 from harness.wire.wsman import messages as msg
 from harness.wire.wsman.cimxml import class_name_of, element_to_properties, params_element
+from harness.wire.wsman.duration import format_duration
 from harness.wire.wsman.envelope import Envelope, parse_envelope
 from harness.wire.wsman.errors import WSManDecodeError
 from harness.wire.wsman.faults import WSManFault, is_fault, parse_fault
@@ -78,6 +80,28 @@ class EnumerationResult:
     items: list[Instance]
     eprs: list[EndpointReference]
     round_trips: int
+
+
+@dataclass
+class EventSubscription:
+    """A subscription as the client knows it (DSP0226 10.2.4): the manager EPR's identifier and
+    address, the granted expiry and, in Pull mode, the enumeration context."""
+
+    resource_uri: str
+    identifier: str
+    manager_address: str
+    expires: str | None
+    context: str | None
+
+
+@dataclass
+class EventPage:
+    """The events of one Pull on a subscription (DSP0226 10.2.9.4), in delivery order."""
+
+    events: list[Instance]
+    actions: list[str]
+    bookmark: str | None
+    context: str | None
 
 
 class WSManClient:
@@ -255,11 +279,71 @@ class WSManClient:
         out["ReturnValue"] = resp.return_value
         return out
 
+    # ------------------------------------------------------------------------------ eventing
+    async def subscribe(self, resource_uri: str, wql: str, *, mode: str = ev.DELIVERY_PULL,
+                        expires: float | None = None, bookmark: str | None = None, send_bookmarks: bool = False,
+                        notify_to: EndpointReference | None = None, heartbeats: float | None = None,
+                        connection_retry: ev.ConnectionRetry | None = None, max_elements: int | None = None,
+                        selectors: Mapping[str, str | EndpointReference] | None = None) -> EventSubscription:
+        """Subscribe with a WQL event filter (MS-WSMV 3.1.4.6; DSP0226 10.2; MS-WMOD 3.3 steps 1-6,
+        3.4 steps 1-6 for the push modes with ``notify_to``)."""
+        request = ev.SubscribeRequest(
+            delivery=ev.Delivery(mode=mode, notify_to=notify_to, heartbeats=heartbeats,
+                                 connection_retry=connection_retry, max_elements=max_elements),
+            expires=None if expires is None else format_duration(expires), filter_dialect=FILTER_WQL,
+            filter_text=wql, bookmark=bookmark, send_bookmarks=send_bookmarks)
+        env = await self.exchange(ev.build_subscribe_request(
+            self.header(Action.SUBSCRIBE, resource_uri, selectors), request))
+        resp: ev.SubscribeResponse = self._decode(ev.parse_subscribe_response, env)
+        if mode == ev.DELIVERY_PULL and not resp.context:
+            raise ProtocolViolation("a Pull-mode SubscribeResponse must carry an EnumerationContext (DSP0226 10.2.9.4)")
+        return EventSubscription(resource_uri, resp.manager.identifier, resp.manager.address, resp.expires,
+                                 resp.context)
+
+    async def renew(self, subscription: EventSubscription, expires: float | None = None) -> str | None:
+        """Renew (DSP0226 10.5); returns the granted Expires and records it on the subscription."""
+        env = await self.exchange(ev.build_renew_request(
+            self.header(Action.EVENTING_RENEW, subscription.resource_uri), subscription.identifier,
+            None if expires is None else format_duration(expires)))
+        resp: ev.ExpiresResponse = self._decode(ev.parse_renew_response, env)
+        subscription.expires = resp.expires
+        return resp.expires
+
+    async def get_status(self, subscription: EventSubscription) -> str | None:
+        """GetStatus (DSP0226 10.3): the remaining lifetime of the subscription."""
+        env = await self.exchange(ev.build_get_status_request(
+            self.header(Action.EVENTING_GET_STATUS, subscription.resource_uri), subscription.identifier))
+        resp: ev.ExpiresResponse = self._decode(ev.parse_get_status_response, env)
+        return resp.expires
+
+    async def unsubscribe(self, subscription: EventSubscription) -> None:
+        """Unsubscribe (DSP0226 10.4; MS-WMOD 3.3 steps 16-21)."""
+        env = await self.exchange(ev.build_unsubscribe_request(
+            self.header(Action.UNSUBSCRIBE, subscription.resource_uri), subscription.identifier))
+        self._decode(ev.parse_unsubscribe_response, env)
+
+    async def pull_events(self, subscription: EventSubscription, *, max_elements: int | None = None,
+                          max_time: float | None = None) -> EventPage:
+        """Pull the queued events of a Pull-mode subscription (DSP0226 10.2.9.4; MS-WMOD 3.3 steps
+        7-15). With none available the target answers w:TimedOut (raised as WSManFault)."""
+        if subscription.context is None:
+            raise ValueError("only Pull-mode subscriptions can be pulled")
+        request = msg.PullRequest(subscription.context, max_elements,
+                                  None if max_time is None else format_duration(max_time))
+        env = await self.exchange(msg.build_pull_request(
+            self.header(Action.PULL, subscription.resource_uri), request))
+        page: ev.EventMessage = self._decode(ev.parse_event_pull_response, env)
+        if page.context:
+            subscription.context = page.context
+        return EventPage([Instance.from_element(e.element) for e in page.events], [e.action for e in page.events],
+                         page.bookmark, page.context)
+
     @staticmethod
     def _page(items: msg.EnumerationItems) -> Page:
         eprs = [e for e in items.epr_items if e is not None]
         return Page([Instance.from_element(i) for i in items.items], eprs, items.context, items.end_of_sequence)
 
 
-__all__ = ["EnumerationResult", "IdentifyInfo", "Instance", "Page", "ProtocolViolation", "WSManClient",
+__all__ = ["EnumerationResult", "EventPage", "EventSubscription", "IdentifyInfo", "Instance", "Page",
+           "ProtocolViolation", "WSManClient",
            "WSManFault"]

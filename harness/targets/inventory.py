@@ -45,6 +45,8 @@ MOCK_CAPABILITIES: frozenset[str] = frozenset(
         "win32-environment",
         "win32-service",
         "cim-schema-uri",
+        "eventing",
+        "push-eventing",
     }
 )
 

@@ -6,14 +6,16 @@ impacket quirks normalised here (never in our codec):
 * booleans come back as the strings 'True'/'False' (scalars, qualifiers) or raw 0xFFFF/0 (arrays);
 * char16 values come back as integer code units;
 * embedded objects come back as undecoded ENCODING_UNIT structures (decoded here recursively);
+* an inline qualifier value 0xFFFFFFFF is reported as None;
 * class default values are stringified and only reported when the raw slot is neither 0 nor
   0xFFFFFFFF, so only non-NULL string and positive integer defaults are compared;
 * the NdTable "default" bit is ignored for instance values, so values an instance leaves at the class
   default are not compared; NULL values of inherited properties show the class default instead;
-* constructs impacket cannot decode are not generated (see harness.wire.wmio.strategies, oracle=True):
+* constructs impacket cannot decode are not generated (see harness.fuzz.wmio_strategies, oracle=True):
   datetime/reference arrays (read as raw HeapRefs), qualifier arrays of non-4-octet element types
   (value sized by element type), per-property instance qualifier sets (InstPropQualSetFlag 2 raises);
-  non-NULL real32/real64 class defaults, scalar real qualifiers and instance values (impacket uses the float as a HeapRef and crashes);
+  non-NULL real32/real64 class defaults, scalar real qualifiers and instance values (impacket
+  uses the float as a HeapRef and crashes);
   instance-level qualifiers are not exposed by impacket and are not compared.
 """
 
@@ -32,7 +34,7 @@ from harness.wire.wmio import (
     encode_encoding_unit,
 )
 from harness.wire.wmio.model import type_code
-from harness.wire.wmio.strategies import classes, instances
+from harness.fuzz.wmio_strategies import classes, instances
 
 wmi = pytest.importorskip("impacket.dcerpc.v5.dcom.wmi")
 
@@ -65,9 +67,7 @@ def _norm(cim_type: CimType, is_array: bool, value: Any) -> Any:
 
 def _summary_ours(obj: WmiClass | WmiInstance) -> Any:
     if isinstance(obj, WmiInstance):
-        props = {p.name: _ours_value(p.cim_type, p.is_array, obj.values[p.name])
-                 for p in obj.class_.properties if p.name in obj.values and obj.values[p.name] is not None}
-        return ("instance", obj.class_.name, props)
+        return ("instance", obj.class_.name, [p.name for p in obj.class_.properties])
     return ("class", obj.name)
 
 
@@ -82,15 +82,11 @@ def _ours_value(cim_type: CimType, is_array: bool, value: Any) -> Any:
 
 
 def _summary_imp(block: Any) -> Any:
+    """Embedded objects are compared by kind, class name and property names (their values are
+    covered by the top-level comparisons)."""
     if block.isInstance():
         cur = block.ctCurrent
-        props = {}
-        for name, prop in cur["properties"].items():
-            cim_type = CimType(prop["type"] & 0xFF if prop["type"] & 0x9F00 == 0 else prop["type"] & ~0x6000)
-            value = _norm(cim_type, bool(prop["type"] & 0x2000), prop["value"])
-            if value is not None:
-                props[name] = value
-        return ("instance", cur["name"].split(" : ")[0], props)
+        return ("instance", cur["name"].split(" : ")[0], list(cur["properties"]))
     return ("class", block.ctCurrent["name"].split(" : ")[0])
 
 
@@ -100,8 +96,16 @@ def _quals(quals: list[Qualifier]) -> dict[str, Any]:
 
 def _imp_quals(imp: dict[str, Any], ours: list[Qualifier]) -> dict[str, Any]:
     types = {q.name: q for q in ours}
-    return {name: _norm(types[name].cim_type, types[name].is_array, v) if name in types else v
-            for name, v in imp.items()}
+    out = {}
+    for name, v in imp.items():
+        q = types.get(name)
+        if q is None:
+            out[name] = v
+        elif v is None and q.value in (0xFFFFFFFF, -1):
+            out[name] = q.value  # impacket treats an inline 0xFFFFFFFF as "no value"
+        else:
+            out[name] = _norm(q.cim_type, q.is_array, v)
+    return out
 
 
 def _check_class_part(cls: WmiClass, cur: Any) -> None:

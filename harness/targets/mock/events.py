@@ -100,7 +100,7 @@ class Subscription:
 
 def filetime(seconds_since_epoch: float) -> int:
     """FILETIME (100 ns intervals since 1601-01-01 UTC) of a POSIX time (MS-DTYP 2.3.3)."""
-    return int(round((seconds_since_epoch + _FILETIME_EPOCH) * 10_000_000))
+    return round((seconds_since_epoch + _FILETIME_EPOCH) * 10_000_000)
 
 
 def make_bookmark(source_id: str, sequence: int) -> str:
@@ -125,6 +125,7 @@ class EventSource:
         self._subs: OrderedDict[str, Subscription] = OrderedDict()
         self._by_context: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._wakers: list[Callable[[], None]] = []
         self._unlisten = store.add_listener(self._on_change)
 
     def close(self) -> None:
@@ -147,6 +148,7 @@ class EventSource:
 
     def _on_change(self, change: StoreChange) -> None:
         instance = self._event_instance(change)
+        pushed = False
         with self._lock:
             self._sequence += 1
             logged = LoggedEvent(self._sequence, change.namespace, instance.classname, instance)
@@ -155,6 +157,21 @@ class EventSource:
             for sub in self._subs.values():
                 if self._matches(sub, logged):
                     self._enqueue(sub, logged)
+                    pushed = pushed or sub.delivery.mode != DELIVERY_PULL
+            wakers = list(self._wakers) if pushed else []
+        for wake in wakers:
+            wake()
+
+    def add_waker(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` (from the writing thread) whenever a push-mode subscription gets an event."""
+        with self._lock:
+            self._wakers.append(wake)
+
+    def pending_push(self) -> list[Subscription]:
+        """Live push-mode subscriptions (Push, PushWithAck, Events) with queued events."""
+        with self._lock:
+            self._expire(self._clock())
+            return [s for s in self._subs.values() if s.delivery.mode != DELIVERY_PULL and s.queue]
 
     def _isa(self, namespace: str, classname: str, ancestor: str) -> bool:
         chain = EVENT_ANCESTRY.get(classname.lower())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hmac
 import logging
 
@@ -17,6 +18,7 @@ from aiohttp import web
 
 from harness.cim.store import CimStore
 from harness.targets.mock.config import MockConfig
+from harness.targets.mock.event_pusher import EventPusher
 from harness.targets.mock.wsman_service import Principal, WSManService
 
 log = logging.getLogger("wmh.mock")
@@ -24,6 +26,7 @@ log = logging.getLogger("wmh.mock")
 SOAP_CONTENT_TYPE = "application/soap+xml;charset=UTF-8"
 _SERVICE_KEY = web.AppKey("wsman_service", WSManService)
 _CONFIG_KEY = web.AppKey("mock_config", MockConfig)
+_PUSHER_KEY = web.AppKey("event_pusher", asyncio.Task[None])
 
 
 def _authenticate(request: web.Request, config: MockConfig) -> Principal | None:
@@ -87,10 +90,25 @@ async def _not_found(request: web.Request) -> web.Response:
     return web.Response(status=404, text="wm-harness mock: WS-Management is served on /wsman")
 
 
+async def _start_pusher(app: web.Application) -> None:
+    """Push delivery of event subscriptions runs beside the listener (DSP0226 10.2.9.1-10.2.9.3)."""
+    app[_PUSHER_KEY] = asyncio.get_running_loop().create_task(EventPusher(app[_SERVICE_KEY].events).run())
+
+
+async def _stop_pusher(app: web.Application) -> None:
+    task = app.get(_PUSHER_KEY)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def build_app(store: CimStore, config: MockConfig) -> web.Application:
     app = web.Application(client_max_size=config.max_request_bytes + 1)
     app[_SERVICE_KEY] = WSManService(store, config)
     app[_CONFIG_KEY] = config
+    app.on_startup.append(_start_pusher)
+    app.on_cleanup.append(_stop_pusher)
     app.router.add_post("/wsman", handle_wsman)
     app.router.add_post("/wsman/", handle_wsman)
     app.router.add_route("*", "/{tail:.*}", _not_found)

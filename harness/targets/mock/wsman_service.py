@@ -20,6 +20,7 @@ from harness.cim.errors import CimError, CimStatus
 from harness.cim.store import CimStore
 from harness.targets.mock.config import MockConfig
 from harness.targets.mock.enumerations import EnumerationContext, EnumerationRegistry
+from harness.targets.mock.events import EventSource, EventSourceError, Subscription
 from harness.targets.mock.resources import (
     Resource,
     SelectorError,
@@ -27,6 +28,7 @@ from harness.targets.mock.resources import (
     instance_path,
     resolve_resource,
 )
+from harness.wire.wsman import eventing as ev
 from harness.wire.wsman import messages as msg
 from harness.wire.wsman.cimxml import (
     CimValueError,
@@ -40,7 +42,16 @@ from harness.wire.wsman.envelope import Envelope, parse_envelope
 from harness.wire.wsman.errors import WSManDecodeError
 from harness.wire.wsman.faults import FAULTS, FaultDetail, WSManFault, build_fault, make_fault
 from harness.wire.wsman.header import EndpointReference, Header
-from harness.wire.wsman.ns import ANONYMOUS, FILTER_ASSOCIATION, FILTER_SELECTOR, FILTER_WQL, NS_WSMAN, NS_WSMID, Action
+from harness.wire.wsman.ns import (
+    ANONYMOUS,
+    FILTER_ASSOCIATION,
+    FILTER_SELECTOR,
+    FILTER_WQL,
+    NS_WSMAN,
+    NS_WSMID,
+    RESOURCE_WMI_PREFIX,
+    Action,
+)
 
 log = logging.getLogger("wmh.mock.wsman")
 
@@ -118,6 +129,8 @@ class WSManService:
         kwargs = {"clock": clock} if clock is not None else {}
         self.enumerations: EnumerationRegistry[ENUM_ITEM] = EnumerationRegistry(
             config.enumeration_expiry, config.max_enumerations, **kwargs)
+        #: Event subscriptions over the store (DSP0226 10; MS-WMOD 3.3).
+        self.events = EventSource(store, clock=clock) if clock is not None else EventSource(store)
         self._handlers: dict[str, Callable[[Envelope, Principal], bytes]] = {
             Action.GET: self._get,
             Action.PUT: self._put,
@@ -126,6 +139,10 @@ class WSManService:
             Action.ENUMERATE: self._enumerate,
             Action.PULL: self._pull,
             Action.RELEASE: self._release,
+            Action.SUBSCRIBE: self._subscribe,
+            Action.EVENTING_RENEW: self._renew,
+            Action.EVENTING_GET_STATUS: self._get_status,
+            Action.UNSUBSCRIBE: self._unsubscribe,
         }
 
     # ------------------------------------------------------------------------------ entry points
@@ -444,6 +461,9 @@ class WSManService:
     def _pull(self, env: Envelope, principal: Principal) -> bytes:
         """Pull (MS-WSMV 3.1.4.9; DSP0226 8.4): the next items; EndOfSequence at the end."""
         request = msg.parse_pull_request(env)
+        subscription = self.events.by_context(request.context)
+        if subscription is not None:
+            return self._pull_events(env, subscription, request)
         ctx = self.enumerations.take(request.context)
         if ctx is None:
             raise make_fault("InvalidEnumerationContext")
@@ -456,6 +476,98 @@ class WSManService:
         if not self.enumerations.release(request.context):
             raise make_fault("InvalidEnumerationContext")
         return msg.build_release_response(env.header.message_id)
+
+    # ------------------------------------------------------------------------------ eventing
+    def _subscribe(self, env: Envelope, principal: Principal) -> bytes:
+        """Subscribe (MS-WSMV 3.1.4.6; DSP0226 10.2) with a WQL event filter (DSP0226 10.2.2).
+
+        Pull delivery (DSP0226 10.2.9.4) is served by :meth:`_pull_events`; the push modes (Push,
+        PushWithAck, Events; DSP0226 10.2.9.1-10.2.9.3) queue here and are POSTed to NotifyTo by
+        the HTTP layer's :class:`~harness.targets.mock.event_pusher.EventPusher`. NotifyTo must be an
+        http(s) address (the only transports of MS-WSMV 2.1).
+        """
+        resource = self._resource(env)
+        request = ev.parse_subscribe_request(env)
+        notify = request.delivery.notify_to
+        if request.delivery.mode != ev.DELIVERY_PULL and (
+                notify is None or not notify.address.lower().startswith(("http://", "https://"))):
+            raise make_fault("UnsupportedFeature", "NotifyTo must be an http or https address.",
+                             detail=FaultDetail.ADDRESSING_MODE)
+        if request.filter_dialect not in (None, FILTER_WQL):
+            raise make_fault("FilterDialectRequestedUnavailable",
+                             f"The filter dialect {request.filter_dialect} is not supported.")
+        if not request.filter_text or not request.filter_text.strip():
+            raise make_fault("CannotProcessFilter", "Subscribe needs a WQL event query filter.")
+        expires = ev.expires_in(request.expires) if request.expires is not None else None
+        try:
+            sub = self.events.subscribe(resource.namespace, resource.uri, request.filter_text, request.delivery,
+                                        expires=expires, bookmark=request.bookmark,
+                                        send_bookmarks=request.send_bookmarks)
+        except EventSourceError as exc:
+            raise make_fault(exc.fault, exc.reason) from None
+        remaining = self.events.remaining(sub)
+        manager = ev.SubscriptionManager(address=env.header.to or ANONYMOUS, identifier=sub.identifier,
+                                         resource_uri=resource.uri)
+        response = ev.SubscribeResponse(manager, None if remaining is None else ev.format_expires(remaining),
+                                        sub.context)
+        return ev.build_subscribe_response(env.header.message_id, response)
+
+    def _manager_target(self, request: ev.ManagerRequest) -> Subscription:
+        sub = self.events.get(request.identifier)
+        if sub is None:
+            raise make_fault("DestinationUnreachable", "The subscription does not exist or has expired.")
+        return sub
+
+    def _renew(self, env: Envelope, principal: Principal) -> bytes:
+        """Renew (DSP0226 10.5): a new expiry counted from now."""
+        request = ev.parse_renew_request(env)
+        self._manager_target(request)
+        expires = ev.expires_in(request.expires) if request.expires is not None else None
+        try:
+            granted = self.events.renew(request.identifier, expires)
+        except EventSourceError as exc:
+            raise make_fault(exc.fault, exc.reason) from None
+        return ev.build_renew_response(env.header.message_id, ev.format_expires(granted))
+
+    def _get_status(self, env: Envelope, principal: Principal) -> bytes:
+        """GetStatus (DSP0226 10.3): the remaining lifetime."""
+        sub = self._manager_target(ev.parse_get_status_request(env))
+        remaining = self.events.remaining(sub)
+        return ev.build_get_status_response(env.header.message_id,
+                                            None if remaining is None else ev.format_expires(remaining))
+
+    def _unsubscribe(self, env: Envelope, principal: Principal) -> bytes:
+        """Unsubscribe (DSP0226 10.4): the subscription and its queue are gone."""
+        request = ev.parse_unsubscribe_request(env)
+        if not self.events.unsubscribe(request.identifier):
+            raise make_fault("DestinationUnreachable", "The subscription does not exist or has expired.")
+        return ev.build_unsubscribe_response(env.header.message_id)
+
+    def _pull_events(self, env: Envelope, sub: Subscription, request: msg.PullRequest) -> bytes:
+        """Pull on a Pull-mode subscription (DSP0226 10.2.9.4): the queued events in order as items,
+        never EndOfSequence (the subscription stays). With nothing queued the service answers
+        w:TimedOut (DSP0226 10.2.9.4); this sans-IO handler does not wait for MaxTime."""
+        events = self.events.take(sub, request.max_elements or 1)
+        if not events:
+            raise make_fault("TimedOut", "No events arrived for the subscription within the time allowed.")
+        budget = self._limit(env) - ENVELOPE_OVERHEAD
+        delivered: list[ev.DeliveredEvent] = []
+        used = 0
+        for i, event in enumerate(events):
+            element = instance_to_element(event.instance, RESOURCE_WMI_PREFIX + sub.namespace + "/"
+                                          + event.event_class)
+            size = len(etree.tostring(element))
+            if used + size > budget:
+                if not delivered:
+                    self.events.put_back(sub, events)
+                    raise make_fault("EncodingLimit", "One event is larger than the MaxEnvelopeSize of the request.",
+                                     detail=FaultDetail.MAX_ENVELOPE_SIZE_EXCEEDED)
+                self.events.put_back(sub, events[i:])
+                break
+            used += size
+            delivered.append(ev.DeliveredEvent(Action.EVENT, element))
+        bookmark = self.events.bookmark(sub) if sub.send_bookmarks else None
+        return ev.build_event_pull_response(env.header.message_id, sub.context, delivered, bookmark=bookmark)
 
     # ------------------------------------------------------------------------------ invoke
     def _invoke(self, env: Envelope, principal: Principal) -> bytes:

@@ -129,7 +129,7 @@ class _Decoder:
             ref = cast(int, _U32.unpack_from(buf, offset)[0])
             if ref == NO_REF:
                 return None
-            return self.array(cim_type, self.heap_pos(heap, ref, offset), heap, depth)
+            return cast(Value, self.array(cim_type, self.heap_pos(heap, ref, offset), heap, depth))
         scalar = _SCALAR.get(cim_type)
         if scalar is not None:
             return cast("int | float", scalar.unpack_from(buf, offset)[0])
@@ -249,7 +249,7 @@ class _Decoder:
         if nd_len < nd_bytes:
             raise WmioDecodeError("NdTableValueTableLength smaller than the NdTable", offset + 9)
         self.need(nd_at, nd_len, part_end, "NdTable and ValueTable")
-        heap, after_heap = self.heap(nd_at + nd_len, part_end, "ClassHeap")
+        heap, _after_heap = self.heap(nd_at + nd_len, part_end, "ClassHeap")
         name = "" if name_ref == NO_REF else self.heap_string(heap, name_ref, offset + 5)
         qualifiers, _ = self.qualifier_set(qs_at, part_end, heap, depth)
         vt_at = nd_at + nd_bytes

@@ -113,7 +113,7 @@ class _Encoder:
             return _U32.pack(heap.add_string(value))  # type: ignore[arg-type]
         return _U32.pack(heap.add(self.embedded(value)))  # type: ignore[arg-type]
 
-    def array(self, cim_type: CimType, items: list[object], heap: HeapBuilder) -> int:
+    def array(self, cim_type: CimType, items: Sequence[object], heap: HeapBuilder) -> int:
         """An array in the heap: count then items; strings and objects through HeapRefs (2.2.71)."""
         for item in items:
             if item is None:

@@ -192,7 +192,7 @@ class WmiInstance:
         return prop.default
 
 
-WmiObject = Union[WmiClass, WmiInstance]
+WmiObject = WmiClass | WmiInstance
 
 #: Encoded size of a value of each scalar type inside a ValueTable or qualifier (MS-WMIO 2.2.71);
 #: strings, datetimes, references, objects and every array are 4-octet HeapRefs.

@@ -129,7 +129,7 @@ def custom_action(resource_uri: str, method: str) -> str:
 
 
 class ShellAction:
-    """WinRS shell action URIs (MS-WSMV 3.1.4.14 - 3.1.4.17). Constants only here."""
+    """WinRS shell action URIs (MS-WSMV 3.1.4.11 Command - 3.1.4.17 Connect). Constants only here."""
 
     COMMAND: Final = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Command"
     COMMAND_RESPONSE: Final = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandResponse"
@@ -139,11 +139,16 @@ class ShellAction:
     RECEIVE_RESPONSE: Final = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/ReceiveResponse"
     SIGNAL: Final = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Signal"
     SIGNAL_RESPONSE: Final = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/SignalResponse"
-    DISCONNECT: Final = "http://schemas.microsoft.com/wbem/wsman/1/wsman/Disconnect"
-    RECONNECT: Final = "http://schemas.microsoft.com/wbem/wsman/1/wsman/Reconnect"
-    CONNECT: Final = "http://schemas.microsoft.com/wbem/wsman/1/wsman/Connect"
+    # MS-WSMV 3.1.4.15 - 3.1.4.17: the action URIs are in the windows/shell namespace.
+    DISCONNECT: Final = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Disconnect"
+    DISCONNECT_RESPONSE: Final = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/DisconnectResponse"
+    RECONNECT: Final = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Reconnect"
+    RECONNECT_RESPONSE: Final = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/ReconnectResponse"
+    CONNECT: Final = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Connect"
+    CONNECT_RESPONSE: Final = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/ConnectResponse"
     SIGNAL_TERMINATE: Final = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/signal/terminate"
     SIGNAL_CTRL_C: Final = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/signal/ctrl_c"
+    SIGNAL_CTRL_BREAK: Final = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/signal/ctrl_break"
     SIGNAL_PS_CTRL_C: Final = "powershell/signal/crtl_c"
     COMMAND_STATE_DONE: Final = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/Done"
     COMMAND_STATE_RUNNING: Final = (

@@ -7,13 +7,14 @@ independent-oracle tests); see tests/property/test_wmio_oracle.py for the docume
 from __future__ import annotations
 
 import struct
+from typing import cast
 
 from hypothesis import strategies as st
 
-from .model import CimType, Decoration, Qualifier, Value, WmiClass, WmiInstance, WmiMethod, WmiProperty
+from harness.wire.wmio.model import CimType, Decoration, Qualifier, Value, WmiClass, WmiInstance, WmiMethod, WmiProperty
 
 _NAME = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,12}", fullmatch=True)
-_TEXT = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=12)
+_TEXT = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=["Cs"]), max_size=12)
 _INT_BOUNDS = {
     CimType.SINT8: (-(2**7), 2**7 - 1), CimType.UINT8: (0, 2**8 - 1),
     CimType.SINT16: (-(2**15), 2**15 - 1), CimType.UINT16: (0, 2**16 - 1),
@@ -29,7 +30,9 @@ def _real32() -> st.SearchStrategy[float]:
 def datetimes() -> st.SearchStrategy[str]:
     """DSP0004 datetime strings: timestamps and intervals."""
     stamp = st.builds(
-        lambda y, mo, d, h, mi, s, us, sign, off: f"{y:04d}{mo:02d}{d:02d}{h:02d}{mi:02d}{s:02d}.{us:06d}{sign}{off:03d}",
+        lambda y, mo, d, h, mi, s, us, sign, off: (
+            f"{y:04d}{mo:02d}{d:02d}{h:02d}{mi:02d}{s:02d}.{us:06d}{sign}{off:03d}"
+        ),
         st.integers(0, 9999), st.integers(1, 12), st.integers(1, 28), st.integers(0, 23), st.integers(0, 59),
         st.integers(0, 59), st.integers(0, 999999), st.sampled_from("+-"), st.integers(0, 720),
     )
@@ -52,7 +55,7 @@ def scalar_values(cim_type: CimType, depth: int, oracle: bool = False) -> st.Sea
     if cim_type is CimType.BOOLEAN:
         return st.booleans()
     if cim_type is CimType.CHAR16:
-        return st.characters(max_codepoint=0xFFFF, blacklist_categories=("Cs",))
+        return st.characters(max_codepoint=0xFFFF, blacklist_categories=["Cs"])
     if cim_type is CimType.DATETIME:
         return datetimes()
     if cim_type is CimType.OBJECT:
@@ -95,7 +98,7 @@ def qualifiers(depth: int, oracle: bool = False) -> st.SearchStrategy[list[Quali
     def one(draw: st.DrawFn) -> Qualifier:
         tp = draw(qtypes)
         scalar = scalar_values(tp[0], 0, oracle)
-        value = draw(st.lists(scalar, max_size=4) if tp[1] else scalar)
+        value = cast(Value, draw(st.lists(scalar, max_size=4)) if tp[1] else draw(scalar))
         name = draw(st.one_of(_NAME, st.sampled_from(["key", "read", "write", "CIMTYPE", "dynamic"])))
         return Qualifier(name, tp[0], value, tp[1], draw(st.integers(0, 255)))
 

@@ -1,0 +1,60 @@
+"""What a WinRM listener accepts: the ``WinRM/Config/Service`` policy knobs.
+
+MS-WMOD 4.1 <1> and the WinRM Group Policy settings name them: *Allow Basic authentication*
+(``AllowBasic``), *Allow Negotiate authentication* (``AllowNegotiate``), *Allow unencrypted traffic*
+(``AllowUnencrypted``) and *Channel Binding Token hardening level* (``CbtHardeningLevel``:
+``None`` | ``Relaxed`` | ``Strict``). Windows Server defaults: Basic off, Negotiate on, unencrypted
+off, Relaxed (``winrm get winrm/config/service``). The mock defaults to Basic on and unencrypted
+allowed, so that existing Basic-over-HTTP clients keep working; :meth:`AuthPolicy.windows_default`
+gives the Windows values.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+BASIC_CHALLENGE = 'Basic realm="WSMAN"'
+NEGOTIATE_CHALLENGE = "Negotiate"
+
+
+class CbtHardening(enum.Enum):
+    """``CbtHardeningLevel`` (WinRM service Auth setting; applies to HTTPS only)."""
+
+    NONE = "None"
+    RELAXED = "Relaxed"
+    STRICT = "Strict"
+
+
+@dataclass
+class AuthPolicy:
+    """The authentication policy of one listener."""
+
+    allow_basic: bool = True
+    allow_negotiate: bool = True
+    allow_unencrypted: bool = True
+    cbt_hardening: CbtHardening = CbtHardening.RELAXED
+
+    @classmethod
+    def windows_default(cls) -> AuthPolicy:
+        """The Windows Server defaults (observed Windows behaviour, ``winrm get winrm/config/service``)."""
+        return cls(allow_basic=False, allow_negotiate=True, allow_unencrypted=False,
+                   cbt_hardening=CbtHardening.RELAXED)
+
+    def challenges(self, *, tls: bool) -> list[str]:
+        """The ``WWW-Authenticate`` values of a 401, one header line each (MS-WSMV 2.2.9.1).
+
+        Windows lists ``Negotiate`` before ``Basic realm="WSMAN"`` and leaves Basic out over plain HTTP
+        while unencrypted traffic is forbidden, since Basic cannot be encrypted there (observed
+        Windows behaviour).
+        """
+        offered: list[str] = []
+        if self.allow_negotiate:
+            offered.append(NEGOTIATE_CHALLENGE)
+        if self.basic_usable(tls=tls):
+            offered.append(BASIC_CHALLENGE)
+        return offered
+
+    def basic_usable(self, *, tls: bool) -> bool:
+        """Basic needs AllowBasic and, over HTTP, AllowUnencrypted (its messages cannot be sealed)."""
+        return self.allow_basic and (tls or self.allow_unencrypted)
