@@ -3,6 +3,7 @@
 ``wmh run``    runs ``suites/`` against the built-in mock (default) or the targets given,
                writing JUnit XML, allure results, ``results.json`` and ``matrix.html`` to ``reports/``.
 ``wmh serve``  runs the mock target (WS-Man on ``/wsman``) until interrupted, for other clients.
+``wmh check-pcap FILE``  checks the WS-Man messages in a pcap/pcapng capture (exit 0 pass, 1 fail, 2 unreadable).
 """
 
 from __future__ import annotations
@@ -69,6 +70,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_pcap(args: argparse.Namespace) -> int:
+    """Exit 0 when every message passes, 1 when one fails, 2 when the file cannot be read."""
+    from harness.capture.check import run_check_pcap
+
+    password = os.environ.get(args.password_env) if args.password_env else None
+    code, output = run_check_pcap(args.file, as_json=args.json, password=password)
+    print(output, file=sys.stderr if code == 2 else sys.stdout)
+    return code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wmh", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -89,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--password-env", default="WMH_MOCK_PASSWORD",
                        help="environment variable holding the password (default WMH_MOCK_PASSWORD)")
     serve.set_defaults(func=cmd_serve)
+
+    check = sub.add_parser("check-pcap", help="check the WS-Man traffic in a pcap/pcapng capture")
+    check.add_argument("file", help="capture file (pcap or pcapng)")
+    check.add_argument("--json", action="store_true", help="print the per-message report as JSON")
+    check.add_argument("--password-env", default=None,
+                       help="environment variable holding the password for encrypted (multipart/encrypted) bodies")
+    check.set_defaults(func=cmd_check_pcap)
     return parser
 
 

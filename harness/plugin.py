@@ -3,7 +3,7 @@
 Options
     ``--wm-target``      ``mock`` (default: start the built-in mock) or a WS-Man URL
     ``--wm-inventory``   a TOML inventory of targets (see :mod:`harness.targets.inventory`)
-    ``--wm-reports``     directory for ``results.json`` and ``matrix.html``
+    ``--wm-reports``     directory for ``results.json``, ``matrix.html`` and ``captures/*.pcapng``
     ``--wm-no-validate`` do not validate WS-Man messages against the XSDs
 
 Markers
@@ -238,11 +238,28 @@ def _wm_allure_evidence(request: pytest.FixtureRequest) -> Iterator[None]:
                       attachment_type=allure.attachment_type.XML)
 
 
+def _write_captures(state: _Session, reports_dir: Path) -> None:
+    """``captures/<test>.pcapng`` per suite case and ``captures/all.pcapng`` (harness.capture.synth)."""
+    import sys
+
+    from harness.capture.synth import SynthError, write_session_captures
+
+    try:
+        names = write_session_captures([(r.nodeid, r.wire) for r in state.results], list(state.tap.exchanges),
+                                       reports_dir / "captures", state.tap.secrets)
+    except (SynthError, OSError) as exc:
+        print(f"wm-harness: packet captures not written: {exc}", file=sys.stderr)
+        return
+    for r in state.results:
+        r.capture = f"captures/{names[r.nodeid]}"
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(_STATE_KEY, None)
     if state is None:
         return
     if state.reports_dir is not None and state.results:
+        _write_captures(state, state.reports_dir)
         write_reports(state.results, state.reports_dir)
     if state.mock is not None:
         state.mock.stop()

@@ -5,7 +5,7 @@
 * :mod:`harness.auth.headers`    ``Authorization`` / ``WWW-Authenticate`` parsing, HTTP Basic
 * :mod:`harness.auth.ntlm_cbt`   reading channel bindings out of an NTLM AUTHENTICATE message
 * :mod:`harness.auth.acceptor`   server role: Basic, NTLM and Negotiate (SPNEGO) per TCP connection
-* :mod:`harness.auth.initiator`  client role: the same schemes, for :class:`~harness.transport.http_client.HttpTransport`
+* :mod:`harness.auth.initiator`  client role: the same schemes, for the HTTP transport
 * :mod:`harness.auth.encryption` sans-IO ``multipart/encrypted`` wrap/unwrap (MS-WSMV 2.2.9.1.1)
 * :mod:`harness.auth.tls`        certificates, TLS contexts and ``tls-server-end-point`` bindings (RFC 5929)
 """

@@ -44,15 +44,16 @@ class AuthPolicy:
     def challenges(self, *, tls: bool) -> list[str]:
         """The ``WWW-Authenticate`` values of a 401, one header line each (MS-WSMV 2.2.9.1).
 
-        Windows lists ``Negotiate`` before ``Basic realm="WSMAN"`` and leaves Basic out over plain HTTP
-        while unencrypted traffic is forbidden, since Basic cannot be encrypted there (observed
-        Windows behaviour).
+        Windows captures show both ``Basic realm="WSMAN"`` before ``Negotiate`` and the reverse (the
+        order is not significant, clients choose by name); the mock puts Basic first. Basic is left
+        out over plain HTTP while unencrypted traffic is forbidden, since Basic cannot be sealed
+        there (observed Windows behaviour).
         """
         offered: list[str] = []
-        if self.allow_negotiate:
-            offered.append(NEGOTIATE_CHALLENGE)
         if self.basic_usable(tls=tls):
             offered.append(BASIC_CHALLENGE)
+        if self.allow_negotiate:
+            offered.append(NEGOTIATE_CHALLENGE)
         return offered
 
     def basic_usable(self, *, tls: bool) -> bool:

@@ -24,6 +24,7 @@ Every malformed input raises :class:`CaptureReadError` (file level) or is counte
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import struct
 from bisect import bisect_right
@@ -110,7 +111,7 @@ def _iter_pcapng(f: BinaryIO) -> Iterator[Frame]:
             total = struct.unpack(endian + "I", head[4:])[0]
             if total < 28 or total % 4 or total > MAX_BLOCK:
                 raise CaptureReadError(f"pcapng section header with bad length {total}")
-            body = magic + _read_exact(f, total - 12, "section header")
+            body = magic + _read_exact(f, total - 16, "section header")
             interfaces = []
             major = struct.unpack_from(endian + "H", body, 4)[0]
             if major != 1:
@@ -178,8 +179,6 @@ def iter_frames(f: BinaryIO) -> Iterator[Frame]:
     first = f.read(4)
     if first == b"\x0a\x0d\x0d\x0a":
         rest = f.read()
-        import io
-
         return _iter_pcapng(io.BytesIO(first + rest))
     if first in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d"):
         header = first + _read_exact(f, 20, "pcap file header")
@@ -193,12 +192,10 @@ def read_frames(path: Path) -> list[Frame]:
         with path.open("rb") as f:
             return list(iter_frames(f))
     except OSError as exc:
-        raise CaptureReadError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise CaptureReadError(str(exc.strerror or exc)) from None
 
 
 def frames_from_bytes(data: bytes) -> list[Frame]:
-    import io
-
     return list(iter_frames(io.BytesIO(data)))
 
 
@@ -388,8 +385,6 @@ def _assemble(segs: list[Segment], isn: int | None, fin: bool) -> HalfStream:
         expected = end
     if current:
         half.chunks.append((current_start, b"".join(current)))
-    if half.chunks and half.chunks[0][0] > 0 and isn is not None:
-        pass  # the leading hole is already in ``missing``
     return half
 
 
@@ -409,8 +404,7 @@ def reassemble(frames: list[Frame]) -> list[TcpStream]:
             done.append(col)
             col = None
         if col is None:
-            index = len(done) + len(open_streams) - (1 if key in open_streams else 0)
-            open_streams.pop(key, None)
+            index = len(done) + len(open_streams)
             client, server = a, b
             if not is_syn and (seg.payload.startswith(b"HTTP/") or (seg.flags & TCP_SYN and seg.flags & TCP_ACK)):
                 client, server = b, a

@@ -290,3 +290,22 @@ def write_capture(exchanges: Sequence[Exchange], path: Path, *, mss: int = DEFAU
         count = PcapngWriter(out, linktype).write_all(packets)
     tmp.replace(path)
     return count
+
+
+def capture_name(nodeid: str) -> str:
+    """A file name for a test's capture: the node id made filesystem-safe, plus a hash that keeps it unique."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", nodeid).strip("._-")[:120]
+    return f"{safe or 'case'}-{_stable(nodeid):08x}.pcapng"
+
+
+def write_session_captures(results: Iterable[tuple[str, Sequence[Exchange]]], all_exchanges: Sequence[Exchange],
+                           out_dir: Path, secrets: Iterable[str] = ()) -> dict[str, str]:
+    """One capture per test plus ``all.pcapng`` under ``out_dir``; returns nodeid -> file name."""
+    secret_list = [s for s in secrets if s]
+    names: dict[str, str] = {}
+    for nodeid, wire in results:
+        name = capture_name(nodeid)
+        write_capture(list(wire), out_dir / name, secrets=secret_list)
+        names[nodeid] = name
+    write_capture(list(all_exchanges), out_dir / "all.pcapng", secrets=secret_list)
+    return names

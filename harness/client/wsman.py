@@ -114,7 +114,8 @@ class WSManClient:
         self.max_envelope_size = max_envelope_size
         self.locale = locale
         self._transport = HttpTransport(target.url, username=target.username, password=target.password,
-                                        tap=tap or default_tap(), timeout=target.timeout)
+                                        tap=tap or default_tap(), timeout=target.timeout, auth=target.auth,
+                                        encryption=target.encryption, verify_tls=target.tls_verify)
 
     async def __aenter__(self) -> WSManClient:
         await self._transport.__aenter__()

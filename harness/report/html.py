@@ -101,6 +101,8 @@ def render_matrix(results: Sequence[CaseResult], title: str = "wm-harness confor
                    f"{r.duration:.3f} s</p>")
         if r.message:
             out.append(f"<p class='msg'>{escape(r.message)}</p>")
+        if r.capture:
+            out.append(f"<p>Packet capture: <a href='{escape(r.capture)}'>{escape(r.capture)}</a></p>")
         for i, ex in enumerate(r.wire, 1):
             status = f" HTTP {ex.status}" if ex.status is not None else ""
             out.append(f"<details><summary>{i}. {escape(ex.protocol)} {escape(ex.direction)}{status} "

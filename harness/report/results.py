@@ -31,6 +31,8 @@ class CaseResult:
     duration: float = 0.0
     message: str | None = None
     wire: list[Exchange] = field(default_factory=list)
+    #: The case's synthesised packet capture, relative to the reports directory (harness.capture)
+    capture: str | None = None
 
     @property
     def verdict(self) -> str:

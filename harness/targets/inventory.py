@@ -9,7 +9,9 @@ Example inventory::
     name = "win2022-a"
     url = "http://10.0.0.5:5985/wsman"
     dialect = "wsmv"
-    auth = "basic"
+    auth = "basic"              # basic | ntlm | negotiate (MS-WSMV 2.2.9.1)
+    encryption = "auto"         # ntlm/negotiate message encryption: auto | always | never
+    verify_tls = true           # https: verify the certificate (ca_file = "path/ca.pem" to pin a CA)
     username_env = "WMH_WIN_USER"
     password_env = "WMH_WIN_PASSWORD"
     capabilities = ["wsman", "identify", "get", "put", "create", "delete", "enumerate", "invoke"]
@@ -72,6 +74,17 @@ class Target:
     is_mock: bool = False
     timeout: float = 30.0
     verify_tls: bool = True
+    #: Message encryption with ntlm/negotiate (MS-WSMV 2.2.9.1): "auto" (over HTTP), "always", "never".
+    encryption: str = "auto"
+    #: CA bundle to verify the HTTPS certificate with (instead of the system store).
+    ca_file: str | None = None
+
+    @property
+    def tls_verify(self) -> bool | str:
+        """What the HTTP transport verifies: the CA file, the system store (True) or nothing (False)."""
+        if not self.verify_tls:
+            return False
+        return self.ca_file if self.ca_file else True
 
     @property
     def host(self) -> str:
@@ -111,13 +124,22 @@ def target_from_entry(entry: dict[str, object]) -> Target:
         name=name,
         url=url,
         dialect=str(entry.get("dialect", "wsmv")),
-        auth=str(entry.get("auth", "basic")),
+        auth=_choice(entry, "auth", ("basic", "ntlm", "negotiate"), "basic"),
         username=_credential(entry, "username"),
         password=_credential(entry, "password"),
         capabilities=frozenset(caps),
         timeout=float(timeout),
         verify_tls=bool(entry.get("verify_tls", True)),
+        encryption=_choice(entry, "encryption", ("auto", "always", "never"), "auto"),
+        ca_file=str(entry["ca_file"]) if entry.get("ca_file") else None,
     )
+
+
+def _choice(entry: dict[str, object], key: str, allowed: tuple[str, ...], default: str) -> str:
+    value = str(entry.get(key, default)).lower()
+    if value not in allowed:
+        raise InventoryError(f"target {entry.get('name')!r}: {key} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
 
 
 def load_inventory(path: Path) -> list[Target]:

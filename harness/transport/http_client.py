@@ -3,19 +3,34 @@
 MS-WSMV 2.1: WS-Man messages travel as HTTP POST bodies of type ``application/soap+xml``; the
 service answers faults with HTTP 500 (observed Windows behaviour, where SOAP 1.2's HTTP binding
 would allow 400 for sender faults) and authentication failures with 401.
+
+Authentication (MS-WSMV 2.2.9.1): ``basic`` sends credentials with every request; ``ntlm`` and
+``negotiate`` run a 401 handshake whose context is bound to the TCP connection (the connector
+keeps a single keep-alive connection), and with message encryption (``encryption="auto"`` over
+HTTP, ``"always"``) the handshake is an empty POST and every envelope then travels sealed as
+``multipart/encrypted`` (MS-WSMV 2.2.9.1.1), as the Windows client and pypsrp do. The tap records
+bodies exactly as they are on the wire (sealed) and headers with tokens redacted.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
+import ssl
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
+from harness.auth.encryption import is_encrypted, unwrap_message, wrap_message
+from harness.auth.errors import AuthError
+from harness.auth.headers import basic_credentials, offered_schemes
+from harness.auth.initiator import Initiator, check_scheme
+from harness.auth.tls import client_ssl_context
 from harness.transport.tap import Tap
 
 SOAP_CONTENT_TYPE = "application/soap+xml;charset=UTF-8"
+ENCRYPTION_MODES = ("auto", "always", "never")
 
 
 class TransportError(Exception):
@@ -29,55 +44,170 @@ class HttpReply:
     body: bytes
 
 
+@dataclass(frozen=True)
+class _Wire:
+    reply: HttpReply
+    www_authenticate: list[str]
+    peer_cert: bytes | None
+
+
 class HttpTransport:
     """POSTs envelopes to one endpoint. Every request and response goes through the tap."""
 
     def __init__(self, url: str, *, username: str | None, password: str | None, tap: Tap,
-                 timeout: float = 30.0, max_response_bytes: int = 64 * 1024 * 1024) -> None:
+                 timeout: float = 30.0, max_response_bytes: int = 64 * 1024 * 1024,
+                 auth: str = "basic", encryption: str = "auto", verify_tls: bool | str = True) -> None:
         self.url = url
-        self._auth: str | None = None
-        if username is not None:
-            token = base64.b64encode(f"{username}:{password or ''}".encode()).decode("ascii")
-            self._auth = f"Basic {token}"
+        try:
+            self.auth = check_scheme(auth)
+        except AuthError as exc:
+            raise TransportError(exc.reason) from exc
+        if encryption not in ENCRYPTION_MODES:
+            raise TransportError(f"encryption must be one of {', '.join(ENCRYPTION_MODES)}, got {encryption!r}")
+        self.https = urlsplit(url).scheme.lower() == "https"
+        #: MS-WSMV 2.2.9.1: message encryption needs a session key, so never with Basic; "auto" seals over HTTP.
+        self.encrypt = self.auth != "basic" and (encryption == "always" or (encryption == "auto" and not self.https))
+        self._username = username
+        self._password = password
+        self._auth_header: str | None = None
+        if username is not None and self.auth == "basic":
+            self._auth_header = basic_credentials(username, password or "")
         self._tap = tap
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, 10.0))
         self._max_response = max_response_bytes
+        self._ssl: ssl.SSLContext | None = None
+        if self.https:
+            try:
+                self._ssl = client_ssl_context(verify_tls)
+            except AuthError as exc:
+                raise TransportError(exc.reason) from exc
         self._session: aiohttp.ClientSession | None = None
+        self._context: Any = None
+        self._lock = asyncio.Lock()
         tap.add_secret(password)
 
+    def _new_session(self) -> aiohttp.ClientSession:
+        # Negotiate contexts belong to a TCP connection: keep exactly one keep-alive connection.
+        connector = aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else False,
+                                         limit=1 if self.auth != "basic" else 100)
+        return aiohttp.ClientSession(timeout=self._timeout, connector=connector)
+
     async def __aenter__(self) -> HttpTransport:
-        self._session = aiohttp.ClientSession(timeout=self._timeout)
+        self._session = self._new_session()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
     async def close(self) -> None:
+        self._context = None
         if self._session is not None:
             await self._session.close()
             self._session = None
 
+    @property
+    def security_context(self) -> Any:
+        """The established NTLM/SPNEGO context of the connection (None before a handshake or with Basic)."""
+        return self._context
+
     async def post(self, body: bytes, *, authenticated: bool = True,
                    extra_headers: dict[str, str] | None = None) -> HttpReply:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
         headers = {"Content-Type": SOAP_CONTENT_TYPE, **(extra_headers or {})}
-        sent_headers = dict(headers)
-        if authenticated and self._auth is not None:
-            headers["Authorization"] = self._auth
-        self._tap.record(protocol="wsman", direction="request", peer=self.url, headers=sent_headers, body=body)
+        if not authenticated or self._username is None:
+            return (await self._send(body, headers)).reply
+        if self.auth == "basic":
+            assert self._auth_header is not None
+            return (await self._send(body, {**headers, "Authorization": self._auth_header})).reply
+        async with self._lock:
+            try:
+                if self.encrypt:
+                    return await self._post_sealed(body, headers)
+                return await self._post_plain(body, headers)
+            except AuthError as exc:
+                self._context = None
+                raise TransportError(f"authentication with {self.url} failed: {exc.reason}") from exc
+
+    async def _post_plain(self, body: bytes, headers: dict[str, str]) -> HttpReply:
+        if self._context is not None:
+            wire = await self._send(body, headers)
+            if wire.reply.status != 401:
+                return wire.reply
+            self._context = None   # the connection was replaced: authenticate again
+        return await self._handshake(body, headers)
+
+    async def _post_sealed(self, body: bytes, headers: dict[str, str]) -> HttpReply:
+        for _attempt in range(2):
+            if self._context is None:
+                reply = await self._handshake(b"", {})
+                if self._context is None:
+                    return reply   # refused (401) or no authentication required
+            content_type, sealed = wrap_message(self._context, body)
+            wire = await self._send(sealed, {**headers, "Content-Type": content_type})
+            if wire.reply.status == 401:
+                self._context = None
+                continue
+            ctype = wire.reply.headers.get("Content-Type", "")
+            if not is_encrypted(ctype):
+                return wire.reply
+            plain = unwrap_message(self._context, ctype, wire.reply.body, max_length=self._max_response)
+            return HttpReply(wire.reply.status, {**wire.reply.headers, "Content-Type": SOAP_CONTENT_TYPE}, plain)
+        return wire.reply
+
+    async def _handshake(self, body: bytes, headers: dict[str, str]) -> HttpReply:
+        """The 401 dance of RFC 4559 4: learn the offered schemes, then exchange tokens on one connection."""
+        first = await self._send(body, headers)
+        if first.reply.status != 401:
+            return first.reply
+        offered = offered_schemes(first.www_authenticate)
+        if "negotiate" not in offered:
+            raise AuthError(f"server does not offer Negotiate (offers: {', '.join(offered) or 'nothing'})")
+        initiator = Initiator(self.auth, self._username or "", self._password or "", hostname=urlsplit(
+            self.url).hostname or "localhost", encrypt=self.encrypt, cert_der=first.peer_cert)
+        token = initiator.step()
+        wire = first
+        while token is not None:
+            wire = await self._send(body, {**headers, "Authorization": token})
+            server_token = offered_schemes(wire.www_authenticate).get("negotiate") or None
+            if wire.reply.status != 401:
+                if server_token is not None and not initiator.complete:
+                    initiator.step(server_token)   # the final SPNEGO token (mechListMIC)
+                break
+            if server_token is None:
+                return wire.reply   # refused: wrong credentials, binding or policy
+            token = initiator.step(server_token)
+        if initiator.complete and wire.reply.status != 401:
+            self._context = initiator.context
+        return wire.reply
+
+    async def _send(self, body: bytes, headers: dict[str, str]) -> _Wire:
+        if self._session is None:
+            self._session = self._new_session()
+        self._tap.record(protocol="wsman", direction="request", peer=self.url, headers=headers, body=body)
         try:
             async with self._session.post(self.url, data=body, headers=headers) as resp:
+                peer_cert = _peer_certificate(resp)
                 data = await resp.content.read(self._max_response + 1)
                 if len(data) > self._max_response:
                     raise TransportError(f"response larger than {self._max_response} bytes")
-                reply = HttpReply(resp.status, dict(resp.headers), data)
+                wire = _Wire(HttpReply(resp.status, dict(resp.headers), data),
+                             list(resp.headers.getall("WWW-Authenticate", [])), peer_cert)
         except TimeoutError as exc:
             raise TransportError(f"no answer from {self.url} within {self._timeout.total} s") from exc
         except aiohttp.ClientError as exc:
             raise TransportError(f"HTTP exchange with {self.url} failed: {exc}") from exc
         except asyncio.CancelledError:
             raise
-        self._tap.record(protocol="wsman", direction="response", peer=self.url, headers=reply.headers,
-                         body=reply.body, status=reply.status)
-        return reply
+        self._tap.record(protocol="wsman", direction="response", peer=self.url, headers=wire.reply.headers,
+                         body=wire.reply.body, status=wire.reply.status)
+        return wire
+
+
+def _peer_certificate(resp: aiohttp.ClientResponse) -> bytes | None:
+    """DER certificate of the TLS peer (for ``tls-server-end-point``, RFC 5929), None over HTTP."""
+    connection = resp.connection
+    transport = connection.transport if connection is not None else None
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    if ssl_object is None:
+        return None
+    cert = ssl_object.getpeercert(binary_form=True)
+    return bytes(cert) if cert else None

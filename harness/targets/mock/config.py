@@ -6,6 +6,9 @@ import os
 import secrets
 from dataclasses import dataclass, field
 
+from harness.auth.policy import AuthPolicy
+from harness.auth.tls import ServerTls
+
 
 def _default_password() -> str:
     return os.environ.get("WMH_MOCK_PASSWORD") or secrets.token_urlsafe(12)
@@ -32,3 +35,13 @@ class MockConfig:
     enumeration_expiry: float = 60.0
     max_enumerations: int = 1024
     allow_unauthenticated_identify: bool = True
+    #: WinRS quotas and idle time-out (``winrm/config/winrs`` MaxShellsPerUser, MaxProcessesPerShell,
+    #: IdleTimeout; Windows defaults 30, 25 and 7200 s; MS-WSMV 3.1.4.5, MS-WMOD 2.10.1).
+    max_shells_per_user: int = 30
+    max_processes_per_shell: int = 25
+    shell_idle_timeout: float = 7200.0
+    #: Which authentication schemes and how much encryption the listener demands
+    #: (AllowBasic, AllowNegotiate, AllowUnencrypted, CbtHardeningLevel; MS-WMOD 4.1 <1>).
+    auth: AuthPolicy = field(default_factory=AuthPolicy)
+    #: Listener certificate and key when serving HTTPS (``wmh serve --https``); None = plain HTTP.
+    tls: ServerTls | None = field(default=None, repr=False)

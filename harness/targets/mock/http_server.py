@@ -1,6 +1,10 @@
-"""The mock target's HTTP listener: WS-Man over HTTP on ``/wsman`` (MS-WSMV 2.1).
+"""The mock target's HTTP listener: WS-Man over HTTP(S) on ``/wsman`` (MS-WSMV 2.1).
 
-Authentication is HTTP Basic (MS-WSMV 2.2.9.1; RFC 7617). Every request body goes to the sans-IO
+Authentication follows the listener's :class:`~harness.auth.policy.AuthPolicy` (MS-WSMV 2.2.9.1):
+HTTP Basic per request, Negotiate (NTLM, raw or inside SPNEGO) as a 401 handshake whose security
+context is bound to the TCP connection (one :class:`~harness.auth.acceptor.ConnectionAuth` per
+aiohttp transport). Requests sealed with that context (``multipart/encrypted``, MS-WSMV 2.2.9.1.1)
+are opened and their answers sealed the same way. Every request body goes to the sans-IO
 :class:`~harness.targets.mock.wsman_service.WSManService`; whatever goes wrong, the client gets a
 SOAP fault or an HTTP status with a reason, never a traceback.
 """
@@ -8,107 +12,146 @@ SOAP fault or an HTTP status with a reason, never a traceback.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import contextlib
-import hmac
 import logging
+import weakref
 
 from aiohttp import web
+from multidict import CIMultiDict
 
+from harness.auth.acceptor import Acceptor, ConnectionAuth
+from harness.auth.encryption import is_encrypted, unwrap_message, wrap_message
+from harness.auth.errors import EncryptionError
+from harness.auth.users import LocalUser, UserDatabase
 from harness.cim.store import CimStore
 from harness.targets.mock.config import MockConfig
-from harness.targets.mock.event_pusher import EventPusher
+from harness.targets.mock.shells import handle_with_receive_wait
 from harness.targets.mock.wsman_service import Principal, WSManService
 
 log = logging.getLogger("wmh.mock")
 
 SOAP_CONTENT_TYPE = "application/soap+xml;charset=UTF-8"
+
+
+class _AuthState:
+    """Per-application authentication state: connection contexts and the user database."""
+
+    def __init__(self) -> None:
+        self.connections: weakref.WeakKeyDictionary[object, ConnectionAuth] = weakref.WeakKeyDictionary()
+        self._fingerprint: tuple[tuple[str, str, bool], ...] | None = None
+        self._database: UserDatabase | None = None
+        self._cert_der: tuple[bytes, bytes] | None = None
+
+    def connection(self, request: web.Request) -> ConnectionAuth:
+        transport = request.transport
+        if transport is None:
+            return ConnectionAuth()
+        conn = self.connections.get(transport)
+        if conn is None:
+            conn = self.connections[transport] = ConnectionAuth()
+        return conn
+
+    def database(self, config: MockConfig) -> UserDatabase:
+        """The local users of ``config`` (rebuilt when the administrator or read-only users change)."""
+        users = [LocalUser(config.username, config.password)]
+        users += [LocalUser(name, password, read_only=True) for name, password in config.read_only_users.items()]
+        fingerprint = tuple((u.name, u.password, u.read_only) for u in users)
+        if self._database is None or fingerprint != self._fingerprint:
+            if self._database is not None:
+                self._database.close()
+            self._database = UserDatabase(users, machine=config.machine)
+            self._fingerprint = fingerprint
+        return self._database
+
+    def acceptor(self, config: MockConfig) -> Acceptor:
+        cert_der = None
+        if config.tls is not None:
+            if self._cert_der is None or self._cert_der[0] != config.tls.cert_pem:
+                self._cert_der = (config.tls.cert_pem, config.tls.cert_der)
+            cert_der = self._cert_der[1]
+        return Acceptor(config.auth, self.database(config), tls_cert_der=cert_der)
+
+
 _SERVICE_KEY = web.AppKey("wsman_service", WSManService)
 _CONFIG_KEY = web.AppKey("mock_config", MockConfig)
-_PUSHER_KEY = web.AppKey("event_pusher", asyncio.Task[None])
+_AUTH_KEY = web.AppKey("auth_state", _AuthState)
 
 
-def _authenticate(request: web.Request, config: MockConfig) -> Principal | None:
-    """Check HTTP Basic credentials in constant time; None when missing or wrong."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "basic" or not token:
-        return None
-    try:
-        decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    user, sep, password = decoded.partition(":")
-    if not sep:
-        return None
-    # Windows accepts DOMAIN\\user and user@domain forms for local accounts (observed Windows behaviour).
-    bare = user.split("\\")[-1].split("@")[0]
-    if bare.lower() == config.username.lower() and hmac.compare_digest(password, config.password):
-        return Principal(name=bare, read_only=False)
-    expected = config.read_only_users.get(bare)
-    if expected is not None and hmac.compare_digest(password, expected):
-        return Principal(name=bare, read_only=True)
-    return None
-
-
-def _unauthorized() -> web.Response:
-    # MS-WSMV 2.2.9.1: the server answers 401 with the schemes it accepts.
-    return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="WSMAN"'})
+def _unauthorized(challenges: list[str], reason: str = "") -> web.Response:
+    # MS-WSMV 2.2.9.1: the server answers 401 with the schemes it accepts, one header line each.
+    headers: CIMultiDict[str] = CIMultiDict(("WWW-Authenticate", value) for value in challenges)
+    return web.Response(status=401, headers=headers, text=reason or None)
 
 
 async def handle_wsman(request: web.Request) -> web.Response:
     service = request.app[_SERVICE_KEY]
     config = request.app[_CONFIG_KEY]
+    auth_state = request.app[_AUTH_KEY]
     content_type = request.headers.get("Content-Type", "")
     unauth_identify = config.allow_unauthenticated_identify and request.headers.get(
         "WSMANIDENTIFY", "").lower() == "unauthenticated"
-    principal = _authenticate(request, config)
-    if principal is None and not unauth_identify:
-        return _unauthorized()
     if request.content_length is not None and request.content_length > config.max_request_bytes:
         status, body = service.encoding_limit_fault()
         return web.Response(status=status, body=body, content_type=None,
                             headers={"Content-Type": SOAP_CONTENT_TYPE})
+    # Read the body before authenticating: a Negotiate 401 must leave the keep-alive connection usable.
     try:
         data = await asyncio.wait_for(request.content.read(config.max_request_bytes + 1), timeout=config.max_timeout)
     except TimeoutError:
         return web.Response(status=408, text="request body not received in time")
+    conn = auth_state.connection(request)
+    outcome = auth_state.acceptor(config).authenticate(conn, request.headers.get("Authorization"))
+    if not outcome.ok and (outcome.attempted or not unauth_identify):
+        if outcome.attempted and outcome.reason != "handshake continues":
+            log.info("authentication refused: %s", outcome.reason)
+        return _unauthorized(outcome.www_authenticate)
+    extra: CIMultiDict[str] = CIMultiDict(("WWW-Authenticate", value) for value in outcome.www_authenticate)
+    principal = None if outcome.user is None else Principal(name=outcome.user.name, read_only=outcome.user.read_only)
+    tls = config.tls is not None
+    sealed = is_encrypted(content_type)
     if len(data) > config.max_request_bytes:
         status, body = service.encoding_limit_fault()
-    elif "soap+xml" not in content_type.lower() and "multipart/encrypted" not in content_type.lower():
+        return web.Response(status=status, body=body, headers={"Content-Type": SOAP_CONTENT_TYPE, **extra})
+    if sealed:
+        if conn.context is None:
+            return _unauthorized(config.auth.challenges(tls=tls))
+        try:
+            data = unwrap_message(conn.context, content_type, data, max_length=config.max_request_bytes)
+        except EncryptionError as exc:
+            # The context's sequence numbers are now out of step: the client has to authenticate again.
+            conn.reset()
+            return web.Response(status=400, text=f"cannot decrypt the request: {exc.reason}")
+    elif not data and outcome.scheme == "negotiate":
+        # The authentication-only POST a client sends before sealing (pypsrp, pywinrm, the Windows
+        # client): 200 with an empty body (observed Windows behaviour).
+        return web.Response(status=200, headers=extra)
+    elif "soap+xml" not in content_type.lower():
         # MS-WSMV 2.2.1: WS-Man requests are application/soap+xml.
         return web.Response(status=415, text="Content-Type must be application/soap+xml")
-    elif principal is None:
+    elif principal is not None and not tls and not config.auth.allow_unencrypted:
+        # AllowUnencrypted false: an authenticated plain-text message over HTTP is refused with
+        # HTTP 500 (observed Windows behaviour, reported in pywinrm issues #129 and #208).
+        return web.Response(status=500, headers=extra,
+                            text="unencrypted traffic is refused by policy (AllowUnencrypted false)")
+    if principal is None:
         status, body = service.handle_identify_only(data)
     else:
-        status, body = service.handle(data, principal)
-    return web.Response(status=status, body=body, headers={"Content-Type": SOAP_CONTENT_TYPE})
+        # Receive may wait (bounded by OperationTimeout) for a shell command's output (MS-WSMV 3.1.4.14).
+        status, body = await handle_with_receive_wait(service, data, principal)
+    if sealed:
+        sealed_type, sealed_body = wrap_message(conn.context, body)
+        return web.Response(status=status, body=sealed_body, headers={**extra, "Content-Type": sealed_type})
+    return web.Response(status=status, body=body, headers={**extra, "Content-Type": SOAP_CONTENT_TYPE})
 
 
 async def _not_found(request: web.Request) -> web.Response:
     return web.Response(status=404, text="wm-harness mock: WS-Management is served on /wsman")
 
 
-async def _start_pusher(app: web.Application) -> None:
-    """Push delivery of event subscriptions runs beside the listener (DSP0226 10.2.9.1-10.2.9.3)."""
-    app[_PUSHER_KEY] = asyncio.get_running_loop().create_task(EventPusher(app[_SERVICE_KEY].events).run())
-
-
-async def _stop_pusher(app: web.Application) -> None:
-    task = app.get(_PUSHER_KEY)
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 def build_app(store: CimStore, config: MockConfig) -> web.Application:
     app = web.Application(client_max_size=config.max_request_bytes + 1)
     app[_SERVICE_KEY] = WSManService(store, config)
     app[_CONFIG_KEY] = config
-    app.on_startup.append(_start_pusher)
-    app.on_cleanup.append(_stop_pusher)
+    app[_AUTH_KEY] = _AuthState()
     app.router.add_post("/wsman", handle_wsman)
     app.router.add_post("/wsman/", handle_wsman)
     app.router.add_route("*", "/{tail:.*}", _not_found)
@@ -119,10 +162,15 @@ async def serve_forever(store: CimStore, config: MockConfig) -> None:
     app = build_app(store, config)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port)
+    ssl_context = config.tls.ssl_context() if config.tls is not None else None
+    site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context)
     await site.start()
-    print(f"wmh serve: WS-Man mock target {config.machine} on http://{config.host}:{config.port}/wsman "
-          f"(Basic auth, user {config.username!r})", flush=True)
+    scheme = "https" if ssl_context is not None else "http"
+    policy = config.auth
+    schemes = ", ".join(c.split(" ")[0] for c in policy.challenges(tls=ssl_context is not None)) or "none"
+    print(f"wmh serve: WS-Man mock target {config.machine} on {scheme}://{config.host}:{config.port}/wsman "
+          f"(auth {schemes}; unencrypted {'allowed' if policy.allow_unencrypted else 'refused'}; "
+          f"CBT {policy.cbt_hardening.value}; user {config.username!r})", flush=True)
     try:
         await asyncio.Event().wait()
     finally:

@@ -28,6 +28,7 @@ from harness.targets.mock.resources import (
     instance_path,
     resolve_resource,
 )
+from harness.targets.mock.shells import install_shell_handlers
 from harness.wire.wsman import eventing as ev
 from harness.wire.wsman import messages as msg
 from harness.wire.wsman.cimxml import (
@@ -144,6 +145,9 @@ class WSManService:
             Action.EVENTING_GET_STATUS: self._get_status,
             Action.UNSUBSCRIBE: self._unsubscribe,
         }
+        #: WinRS shells (MS-WSMV 3.1.4.5, 3.1.4.11 - 3.1.4.17; MS-WMOD 3.6): Create/Delete of the cmd
+        #: resource and the shell actions go to the shell host.
+        self.shells = install_shell_handlers(self, clock)
 
     # ------------------------------------------------------------------------------ entry points
     def handle(self, data: bytes, principal: Principal) -> tuple[int, bytes]:
@@ -232,7 +236,7 @@ class WSManService:
             raise make_fault("EncodingLimit", f"MaxEnvelopeSize must be at least {MIN_ENVELOPE_SIZE} octets.",
                              detail=FaultDetail.MINIMUM_ENVELOPE_LIMIT)
         for option in h.options:
-            if option.must_comply:
+            if option.must_comply and not _shell_option(option.name, h.resource_uri):
                 raise make_fault("InvalidOptions", f"The option {option.name} cannot be complied with.",
                                  detail=FaultDetail.NOT_SUPPORTED)
 
@@ -596,6 +600,14 @@ class WSManService:
 
 
 # ---------------------------------------------------------------------------------- helpers
+def _shell_option(name: str, resource_uri: str | None) -> bool:
+    """A WINRS_* option the shell host honours (MS-WSMV 3.1.4.5, 3.1.4.11), so MustComply is met."""
+    from harness.wire.wsman.shell import SHELL_OPTIONS
+
+    return name.upper() in SHELL_OPTIONS and (resource_uri or "").lower().startswith(
+        "http://schemas.microsoft.com/wbem/wsman/1/windows/shell")
+
+
 def _upper_snake(name: str) -> str:
     out = []
     for i, ch in enumerate(name):

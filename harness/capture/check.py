@@ -1,0 +1,302 @@
+"""Check the WS-Man traffic in a capture: per-message XSD validation, decoding and protocol rules.
+
+For every HTTP message of every TCP stream (:mod:`harness.capture.reader`, :mod:`harness.capture.http1`):
+
+* ``application/soap+xml`` bodies (MS-WSMV 2.1: WS-Man travels as SOAP 1.2 over HTTP POST) are
+  validated against our XSDs (:mod:`harness.validate`) and decoded with our codec
+  (:func:`harness.wire.wsman.parse_envelope`, :func:`~harness.wire.wsman.parse_fault`);
+* ``multipart/encrypted`` / ``multipart/x-multi-encrypted`` bodies (MS-WSMV 2.2.9.1 encrypted
+  messages: SPNEGO, Kerberos or CredSSP session encryption) are reported as encrypted; a
+  :data:`Decryptor` registered with :func:`register_decryptor_factory` turns them back into SOAP
+  (the extension point for the authentication work);
+* request/response rules over each stream, requests and responses paired in order (RFC 9112 9.3):
+  - the response's ``wsa:RelatesTo`` is the request's ``wsa:MessageID`` (WS-Addressing 2004/08
+    section 3, "reply" relationship; DSP0226 5, addressing of responses);
+  - HTTP 500 (and 400) carries a SOAP fault, HTTP 200 never does (SOAP 1.2 part 2 7.5.1.2 HTTP
+    binding; MS-WSMV 2.1: observed Windows behaviour answers faults with 500);
+  - for WS-Transfer, WS-Enumeration and WS-Eventing actions a non-fault response's action is the
+    request action + ``Response`` (DSP0226 7, 8, 10; MS-WSMV 3.1.4.1 - 3.1.4.13).
+
+Verdicts: ``pass``, ``fail``, ``encrypted`` (not checked: needs a password and a decryptor) and
+``info`` (an HTTP message without a SOAP body, e.g. a 401 challenge; not a failure).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from harness.capture.http1 import HttpMessage, extract_messages
+from harness.capture.reader import CaptureReadError, TcpStream, frames_from_bytes, read_frames, reassemble
+from harness.wire.wsman import WSManDecodeError, is_fault, parse_envelope, parse_fault
+from harness.wire.wsman.ns import NS_ENUMERATION, NS_TRANSFER
+
+Verdict = Literal["pass", "fail", "encrypted", "info"]
+
+SOAP_TYPES = frozenset({"application/soap+xml"})
+ENCRYPTED_TYPES = frozenset({"multipart/encrypted", "multipart/x-multi-encrypted"})
+NS_EVENTING = "http://schemas.xmlsoap.org/ws/2004/08/eventing"
+_PAIRED_ACTION_PREFIXES = (NS_TRANSFER + "/", NS_ENUMERATION + "/", NS_EVENTING + "/")
+MAX_BODY_CHECK = 64 * 1024 * 1024
+
+#: Turns an encrypted message into its SOAP body (or raises ValueError with the reason).
+#: Arguments: the stream, the message, and the messages before it in the same stream (for the
+#: authentication handshake that established the session key).
+Decryptor = Callable[[TcpStream, HttpMessage, list[HttpMessage]], bytes]
+_decryptor_factories: list[Callable[[str], Decryptor | None]] = []
+
+
+def register_decryptor_factory(factory: Callable[[str], Decryptor | None]) -> None:
+    """Register a factory that builds a :data:`Decryptor` from a password (auth work plugs in here)."""
+    _decryptor_factories.append(factory)
+
+
+def decryptor_for(password: str | None) -> Decryptor | None:
+    if not password:
+        return None
+    for factory in _decryptor_factories:
+        dec = factory(password)
+        if dec is not None:
+            return dec
+    return None
+
+
+@dataclass
+class MessageReport:
+    """The verdict on one HTTP message of the capture."""
+
+    index: int
+    stream: int
+    direction: Literal["request", "response"]
+    frame: int | None
+    http: str
+    action: str | None
+    message_id: str | None
+    relates_to: str | None
+    verdict: Verdict
+    errors: list[str] = field(default_factory=list)
+    size: int = 0
+
+
+@dataclass
+class CaptureReport:
+    """The result of checking one capture."""
+
+    source: str
+    frames: int
+    streams: int
+    messages: list[MessageReport]
+    stream_notes: list[str] = field(default_factory=list)
+    bytes_read: int = 0
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.messages) and all(m.verdict in ("pass", "info") for m in self.messages)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["passed"] = self.passed
+        return data
+
+
+@dataclass
+class _Decoded:
+    report: MessageReport
+    msg: HttpMessage
+    soap: bool = False
+    fault: bool = False
+
+
+def _validator() -> Any:
+    from harness.validate import default_validator
+
+    return default_validator()
+
+
+def _check_body(d: _Decoded, body: bytes, validator: Any) -> None:
+    r = d.report
+    d.soap = True
+    errors = validator.validate(body) if validator is not None else []
+    r.errors.extend(f"XSD: {e}" for e in errors)
+    try:
+        env = parse_envelope(body)
+    except WSManDecodeError as exc:
+        r.errors.append(f"codec: {exc.reason}")
+        return
+    r.action = env.header.action or None
+    r.message_id = env.header.message_id if env.header.message_id else None
+    r.relates_to = env.header.relates_to
+    if is_fault(env):
+        d.fault = True
+        try:
+            fault = parse_fault(env)
+            if r.action is None:
+                r.action = fault.action
+        except WSManDecodeError as exc:
+            r.errors.append(f"codec: malformed fault: {exc.reason}")
+
+
+def _classify(stream: TcpStream, msg: HttpMessage, before: list[HttpMessage], d: _Decoded,
+              validator: Any, password: str | None, decryptor: Decryptor | None) -> None:
+    r = d.report
+    r.errors.extend(msg.errors)
+    ctype = msg.content_type
+    if not msg.complete:
+        return
+    if len(msg.body) > MAX_BODY_CHECK:
+        r.errors.append(f"body of {len(msg.body)} bytes exceeds the {MAX_BODY_CHECK}-byte check limit")
+        return
+    if ctype in ENCRYPTED_TYPES:
+        if decryptor is None:
+            r.verdict = "encrypted"
+            r.errors.append("encrypted: needs --password" if not password else
+                            "encrypted: no decryptor for this authentication protocol yet (MS-WSMV 2.2.9.1)")
+            return
+        try:
+            body = decryptor(stream, msg, before)
+        except ValueError as exc:
+            r.errors.append(f"decryption failed: {exc}")
+            return
+        _check_body(d, body, validator)
+        return
+    if ctype in SOAP_TYPES:
+        _check_body(d, msg.body, validator)
+        return
+    if msg.body:
+        r.verdict = "info"
+        r.errors.append(f"not WS-Man: Content-Type {ctype or '(none)'}")
+    else:
+        r.verdict = "info"
+
+
+def _pair_rules(req: _Decoded, resp: _Decoded) -> list[str]:
+    """Request/response rules (see the module docstring)."""
+    errors: list[str] = []
+    status = resp.msg.status
+    if req.soap and not resp.soap and resp.report.verdict == "info" and status is not None and status != 401:
+        errors.append(f"HTTP {status} answer to a WS-Man request carries no SOAP envelope")
+    if not resp.soap:
+        return errors
+    if status in (400, 500) and not resp.fault:
+        errors.append(f"HTTP {status} without a SOAP fault")
+    if status == 200 and resp.fault:
+        errors.append("HTTP 200 carrying a SOAP fault (faults are sent with 500)")
+    if not req.soap:
+        return errors
+    want = req.report.message_id
+    if want and resp.report.relates_to != want:
+        errors.append(f"RelatesTo {resp.report.relates_to!r} is not the request's MessageID {want!r}")
+    action = req.report.action
+    if (action and not resp.fault and action.startswith(_PAIRED_ACTION_PREFIXES)
+            and resp.report.action != action + "Response"):
+        errors.append(f"response Action {resp.report.action!r} does not answer {action!r} "
+                      f"(expected {action + 'Response'!r})")
+    return errors
+
+
+def check_streams(streams: list[TcpStream], *, validator: Any = None, password: str | None = None,
+                  decryptor: Decryptor | None = None) -> tuple[list[MessageReport], list[str]]:
+    """Per-message reports and stream-level notes for reassembled streams."""
+    reports: list[MessageReport] = []
+    notes: list[str] = []
+    for stream in streams:
+        for label, half in (("client->server", stream.to_server), ("server->client", stream.to_client)):
+            for a, b in half.missing:
+                notes.append(f"stream {stream.index} {label}: bytes {a}-{b - 1} missing from the capture")
+            if half.duplicates or half.out_of_order:
+                notes.append(f"stream {stream.index} {label}: {half.duplicates} retransmitted/duplicate and "
+                             f"{half.out_of_order} out-of-order segment(s) put in order")
+        requests = extract_messages(stream.to_server, True)
+        responses = extract_messages(stream.to_client, False, [m.method for m in requests])
+        if not requests and not responses:
+            continue
+        decoded_req: list[_Decoded] = []
+        decoded_resp: list[_Decoded] = []
+        for msgs, out, direction in ((requests, decoded_req, "request"), (responses, decoded_resp, "response")):
+            for i, msg in enumerate(msgs):
+                rep = MessageReport(index=0, stream=stream.index,
+                                    direction="request" if direction == "request" else "response",
+                                    frame=msg.frame, http=msg.summary, action=None, message_id=None,
+                                    relates_to=None, verdict="pass", size=len(msg.body))
+                d = _Decoded(rep, msg)
+                _classify(stream, msg, msgs[:i], d, validator, password, decryptor)
+                out.append(d)
+        finals = [d for d in decoded_resp if (d.msg.status or 0) >= 200 or d.msg.status is None]
+        for i, req in enumerate(decoded_req):
+            if i >= len(finals):
+                if req.msg.complete:
+                    req.report.errors.append("no response to this request in the capture")
+                continue
+            finals[i].report.errors.extend(_pair_rules(req, finals[i]))
+        for extra in finals[len(decoded_req):]:
+            extra.report.errors.append("response without a request in the capture")
+        ordered = sorted(decoded_req + decoded_resp,
+                         key=lambda d: (d.report.frame if d.report.frame is not None else 1 << 62))
+        for d in ordered:
+            if d.report.errors and d.report.verdict == "pass":
+                d.report.verdict = "fail"
+            elif d.report.verdict == "info" and any(not e.startswith("not WS-Man") for e in d.report.errors):
+                d.report.verdict = "fail"
+            reports.append(d.report)
+    reports.sort(key=lambda r: (r.frame if r.frame is not None else 1 << 62, r.stream))
+    for i, r in enumerate(reports, 1):
+        r.index = i
+    return reports, notes
+
+
+def check_capture(path: Path, *, password: str | None = None, validator: Any = None,
+                  validate: bool = True) -> CaptureReport:
+    """Read, reassemble and check ``path``; :class:`CaptureReadError` when unreadable."""
+    start = time.perf_counter()
+    frames = read_frames(path)
+    return _finish(str(path), frames, path.stat().st_size, start, password, validator, validate)
+
+
+def check_capture_bytes(data: bytes, *, password: str | None = None, validator: Any = None,
+                        validate: bool = True, source: str = "<memory>") -> CaptureReport:
+    start = time.perf_counter()
+    return _finish(source, frames_from_bytes(data), len(data), start, password, validator, validate)
+
+
+def _finish(source: str, frames: list[Any], size: int, start: float, password: str | None,
+            validator: Any, validate: bool) -> CaptureReport:
+    streams = reassemble(frames)
+    if validator is None and validate:
+        validator = _validator()
+    messages, notes = check_streams(streams, validator=validator, password=password,
+                                    decryptor=decryptor_for(password))
+    return CaptureReport(source, len(frames), len(streams), messages, notes, size, time.perf_counter() - start)
+
+
+def format_report(report: CaptureReport) -> str:
+    """The human-readable per-message report."""
+    lines = [f"{report.source}: {report.frames} frames, {report.streams} TCP stream(s), "
+             f"{len(report.messages)} HTTP message(s)"]
+    for note in report.stream_notes:
+        lines.append(f"  note: {note}")
+    for m in report.messages:
+        action = m.action.rsplit("/", 1)[-1] if m.action else "-"
+        lines.append(f"  #{m.index:<4} stream {m.stream:<3} frame {m.frame if m.frame is not None else '?':<6} "
+                     f"{m.direction:<8} {m.http:<28} {action:<26} {m.verdict.upper()}")
+        lines.extend(f"        - {e}" for e in m.errors)
+    counts: dict[str, int] = {}
+    for m in report.messages:
+        counts[m.verdict] = counts.get(m.verdict, 0) + 1
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no HTTP messages found"
+    lines.append(f"{'PASS' if report.passed else 'FAIL'}: {summary}")
+    return "\n".join(lines)
+
+
+def run_check_pcap(file: str, *, as_json: bool, password: str | None) -> tuple[int, str]:
+    """``wmh check-pcap``: (exit code, output). 0 all pass, 1 a message failed, 2 unreadable file."""
+    try:
+        report = check_capture(Path(file), password=password)
+    except CaptureReadError as exc:
+        return 2, f"wmh check-pcap: cannot read {file}: {exc.reason}"
+    out = json.dumps(report.to_json(), indent=1) if as_json else format_report(report)
+    return (0 if report.passed else 1), out
