@@ -2,6 +2,7 @@
 
 ``wmh run``    runs ``suites/`` against the built-in mock (default) or the targets given,
                writing JUnit XML, allure results, ``results.json`` and ``matrix.html`` to ``reports/``.
+``wmh report`` merges results shards of several runs (``merge``) or re-renders one (``html``).
 ``wmh serve``  runs the mock target (WS-Man on ``/wsman``) until interrupted, for other clients.
 ``wmh check-pcap FILE``  checks the WS-Man messages in a pcap/pcapng capture (exit 0 pass, 1 fail, 2 unreadable).
 """
@@ -45,6 +46,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         pytest_args.append(f"--wm-inventory={args.inventory}")
     if args.no_validate:
         pytest_args.append("--wm-no-validate")
+    if args.profile:
+        pytest_args.append(f"--wm-profile={args.profile}")
     pytest_args.extend(args.pytest_args)
     code = int(pytest.main(pytest_args))
     print(f"wmh: reports written to {reports} (matrix.html, results.json, junit.xml, allure-results/)")
@@ -54,10 +57,26 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from harness.cim.mof import default_store
     from harness.targets.mock.config import MockConfig
+    from harness.auth.errors import AuthError
+    from harness.auth.policy import AuthPolicy, CbtHardening
+    from harness.auth.tls import ServerTls, generate_self_signed
     from harness.targets.mock.http_server import serve_forever
 
     password = os.environ.get(args.password_env) if args.password_env else None
     config = MockConfig(host=args.host, port=args.port, username=args.user)
+    config.auth = AuthPolicy(allow_basic=args.basic, allow_negotiate=args.negotiate,
+                             allow_unencrypted=args.allow_unencrypted,
+                             cbt_hardening=CbtHardening(args.cbt_hardening))
+    if args.cert or args.key or args.https:
+        if bool(args.cert) != bool(args.key):
+            raise SystemExit("wmh serve: --cert and --key go together")
+        try:
+            config.tls = (ServerTls.from_files(Path(args.cert), Path(args.key)) if args.cert
+                          else generate_self_signed(("localhost", "127.0.0.1", args.host)))
+        except AuthError as exc:
+            raise SystemExit(f"wmh serve: {exc.reason}") from None
+        if args.cert_out:
+            Path(args.cert_out).write_bytes(config.tls.cert_pem)
     if password:
         config.password = password
     else:
@@ -90,8 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--inventory", help="TOML inventory of targets")
     run.add_argument("--reports", default="reports", help="output directory (default: reports)")
     run.add_argument("--no-validate", action="store_true", help="skip XSD validation of traffic")
+    run.add_argument("--profile", help="named capability set for the targets (windows, read-only, dmtf-wsman, ...)")
     run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments after --")
     run.set_defaults(func=cmd_run)
+
+    from harness.report.cli import add_report_parser
+
+    add_report_parser(sub)
 
     serve = sub.add_parser("serve", help="serve the mock target (WS-Man on /wsman)")
     serve.add_argument("--host", default="127.0.0.1")
@@ -99,6 +123,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--user", default="wmh")
     serve.add_argument("--password-env", default="WMH_MOCK_PASSWORD",
                        help="environment variable holding the password (default WMH_MOCK_PASSWORD)")
+    serve.add_argument("--https", action="store_true",
+                       help="serve HTTPS with a self-signed certificate made at start (SAN localhost, 127.0.0.1)")
+    serve.add_argument("--cert", help="PEM certificate for HTTPS (with --key) instead of a generated one")
+    serve.add_argument("--key", help="PEM private key of --cert")
+    serve.add_argument("--cert-out", help="write the (generated) HTTPS certificate here, for clients to trust")
+    serve.add_argument("--basic", action=argparse.BooleanOptionalAction, default=True,
+                       help="AllowBasic (default on)")
+    serve.add_argument("--negotiate", action=argparse.BooleanOptionalAction, default=True,
+                       help="AllowNegotiate: NTLM, raw or in SPNEGO (default on)")
+    serve.add_argument("--allow-unencrypted", action=argparse.BooleanOptionalAction, default=True,
+                       help="AllowUnencrypted: accept plain-text messages over HTTP (default on)")
+    serve.add_argument("--cbt-hardening", choices=["None", "Relaxed", "Strict"], default="Relaxed",
+                       help="CbtHardeningLevel for HTTPS channel binding (default Relaxed)")
     serve.set_defaults(func=cmd_serve)
 
     check = sub.add_parser("check-pcap", help="check the WS-Man traffic in a pcap/pcapng capture")

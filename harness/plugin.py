@@ -5,11 +5,20 @@ Options
     ``--wm-inventory``   a TOML inventory of targets (see :mod:`harness.targets.inventory`)
     ``--wm-reports``     directory for ``results.json``, ``matrix.html`` and ``captures/*.pcapng``
     ``--wm-no-validate`` do not validate WS-Man messages against the XSDs
+    ``--wm-profile``     a named capability set (harness.targets.capabilities.PROFILES) for the targets
+
+Inventory entries with ``url = "mock"`` start one more built-in mock each (fleets); under
+pytest-xdist (``-n 2 --dist loadgroup``) every target is one ``xdist_group``, each worker starts
+its own mocks and writes a results shard that the controller merges into one report.
 
 Markers
     ``spec("MS-WMOD 3.2", "MS-WSMV 3.1.4.8")``  spec sections a test checks
     ``requires("wsman", "enumerate")``           target capabilities a test needs; a target
                                                  lacking one skips with "not supported: ..."
+    ``requirement("WSMV-ENUM-1")``               catalogue requirements a test checks (besides the
+                                                 node-id mapping of fixtures/requirements/*.toml)
+
+Fixture ``wm_outcome(outcome, detail)`` records which of several acceptable outcomes a test saw.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import pytest
 
 from harness.report import CaseResult, write_reports
 from harness.report.results import NOT_SUPPORTED_PREFIX, Outcome
+from harness.report.session import OutcomeRecorder
 from harness.targets.inventory import InventoryError, Target, load_inventory, target_from_url
 from harness.transport.tap import Tap, current_test, default_tap
 
@@ -42,6 +52,10 @@ class _Session:
     validate: bool = True
     tap: Tap = field(default_factory=default_tap)
     started: dict[str, float] = field(default_factory=dict)
+    mocks: dict[str, Any] = field(default_factory=dict)
+    profile: str | None = None
+    worker: str | None = None  # pytest-xdist worker id
+    xdist_controller: bool = False
 
     @property
     def names(self) -> list[str]:
@@ -59,12 +73,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--wm-reports", action="store", default=None, help="write results.json and matrix.html here")
     group.addoption("--wm-no-validate", action="store_true", default=False,
                     help="do not validate WS-Man traffic against the XSDs")
+    group.addoption("--wm-profile", action="store", default=None,
+                    help="named capability set for targets without listed capabilities "
+                         "(windows, mock, read-only, dmtf-wsman, identify-only)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "spec(*sections): spec sections the test checks (MS-WMOD 3.2, MS-WSMV 3.1.4.8)")
     config.addinivalue_line("markers", "requires(*capabilities): target capabilities the test needs")
+    config.addinivalue_line("markers", "requirement(*ids): catalogue requirements the test checks (WSMV-ENUM-1)")
     state = _Session()
+    state.profile = config.getoption("--wm-profile")
+    if state.profile is not None:
+        from harness.targets.capabilities import CapabilityError, profile
+
+        try:
+            profile(state.profile)
+        except CapabilityError as exc:
+            raise pytest.UsageError(str(exc)) from exc
+    workerinput = getattr(config, "workerinput", None)
+    state.worker = str(workerinput["workerid"]) if workerinput else None
+    state.xdist_controller = workerinput is None and bool(getattr(config.option, "numprocesses", None))
     inventory = config.getoption("--wm-inventory")
     target = config.getoption("--wm-target")
     try:
@@ -79,6 +108,10 @@ def pytest_configure(config: pytest.Config) -> None:
     reports = config.getoption("--wm-reports")
     state.reports_dir = Path(reports) if reports else None
     state.validate = not config.getoption("--wm-no-validate")
+    if state.xdist_controller and state.reports_dir is not None:
+        from harness.report.session import clear_shards
+
+        clear_shards(state.reports_dir)
     config.stash[_STATE_KEY] = state
 
 
@@ -86,28 +119,67 @@ def _state(config: pytest.Config) -> _Session:
     return config.stash[_STATE_KEY]
 
 
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup``: one xdist group per target (harness.report.fleet)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from harness.report.fleet import TargetGroupScheduling
+
+    return TargetGroupScheduling(config, _state(config).names, log)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "wm_target" in metafunc.fixturenames:
         names = _state(metafunc.config).names
-        metafunc.parametrize("wm_target", names, ids=names, indirect=True, scope="session")
+        params = [pytest.param(n, marks=pytest.mark.xdist_group(n)) for n in names]  # one xdist group per target
+        metafunc.parametrize("wm_target", params, ids=names, indirect=True, scope="session")
 
 
 def _resolve_target(state: _Session, name: str) -> Target:
     if name in state.targets:
         return state.targets[name]
     spec = next(s for s in state.target_specs if (s if isinstance(s, str) else s.name) == name)
-    if isinstance(spec, Target):
+    if isinstance(spec, Target) and not spec.is_mock:
         target = spec
     else:
+        from dataclasses import replace
+
+        from harness.targets.mock.config import MockConfig
+        from harness.targets.mock.events import ManualClock
         from harness.targets.mock.runner import MockServerThread
 
-        mock = MockServerThread()
+        # The event clock runs in real time and can be jumped forward by wm_mock_eventing
+        # (heartbeats, expiry and publisher refreshes without sleeping; DSP0226 10.2.5).
+        mock = MockServerThread(config=MockConfig(event_clock=ManualClock(base=time.monotonic)))
         url = mock.start()
-        state.mock = mock
-        target = Target(name=MOCK, url=url, username=mock.config.username, password=mock.config.password,
-                        is_mock=True, timeout=10.0)
+        state.mocks[name] = mock
+        if name == MOCK:
+            state.mock = mock
+        base = spec if isinstance(spec, Target) else Target(name=MOCK, url=url)
+        target = replace(base, url=url, username=mock.config.username, password=mock.config.password,
+                         is_mock=True, timeout=10.0)
+    target = _with_capabilities(state, target)
     state.tap.add_secret(target.password)
     state.targets[name] = target
+    return target
+
+
+def _with_capabilities(state: _Session, target: Target) -> Target:
+    """Apply ``profile`` / ``--wm-profile``, or detect capabilities (harness.targets.capabilities)."""
+    from dataclasses import replace
+
+    from harness.targets.capabilities import CapabilityError, detect_capabilities_sync, profile
+
+    name = target.profile or (state.profile if target.detect_capabilities or not target.is_mock else None)
+    if name is not None:
+        try:
+            return replace(target, capabilities=profile(name), detect_capabilities=False)
+        except CapabilityError as exc:
+            raise pytest.UsageError(f"target {target.name}: {exc}") from exc
+    if target.detect_capabilities and not target.is_mock:
+        detection = detect_capabilities_sync(target, tap=state.tap)
+        return replace(target, capabilities=detection.capabilities, detect_capabilities=False)
     return target
 
 
@@ -127,9 +199,51 @@ def wm_tap(request: pytest.FixtureRequest) -> Tap:
 def wm_mock_store(wm_target: Target, request: pytest.FixtureRequest) -> Any:
     """The CIM store behind the mock target (only for self-checks; real targets skip)."""
     state = _state(request.config)
-    if not wm_target.is_mock or state.mock is None:
+    mock = state.mocks.get(wm_target.name)
+    if not wm_target.is_mock or mock is None:
         pytest.skip(NOT_SUPPORTED_PREFIX + " the CIM store is only reachable on the built-in mock")
-    return state.mock.store
+    return mock.store
+
+
+@pytest.fixture(scope="session")
+def wm_mock_config(wm_target: Target, request: pytest.FixtureRequest) -> Any:
+    """The built-in mock's settings (``MockConfig``: listener auth policy, users), for suites that
+    switch Windows policy knobs; real targets skip. Tests restore what they change."""
+    state = _state(request.config)
+    mock = state.mocks.get(wm_target.name)
+    if not wm_target.is_mock or mock is None:
+        pytest.skip(NOT_SUPPORTED_PREFIX + " listener policy can only be changed on the built-in mock")
+    return mock.config
+
+
+@pytest.fixture
+def wm_mock_eventing(wm_target: Target, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The built-in mock's eventing handle (:class:`harness.targets.mock.publisher.MockEventing`):
+    advance its event clock, point its publisher at a subscription manager (MS-WSMV 3.1.4.1.30).
+    Real targets skip. The publisher is pointed at nothing again afterwards."""
+    state = _state(request.config)
+    mock = state.mocks.get(wm_target.name)
+    if not wm_target.is_mock or mock is None:
+        pytest.skip(NOT_SUPPORTED_PREFIX + " the event clock and publisher are only reachable on the built-in mock")
+    from harness.targets.mock.publisher import MockEventing
+
+    eventing = MockEventing(mock.config)
+    refresh = mock.config.subscription_manager_refresh
+    try:
+        yield eventing
+    finally:
+        eventing.point_publisher(None, refresh=refresh)
+
+
+_OUTCOME_KEY = pytest.StashKey[OutcomeRecorder]()
+
+
+@pytest.fixture
+def wm_outcome(request: pytest.FixtureRequest) -> OutcomeRecorder:
+    """Record which of several outcomes the specification allows the target showed (INFORMATIONAL)."""
+    recorder = OutcomeRecorder()
+    request.node.stash[_OUTCOME_KEY] = recorder
+    return recorder
 
 
 @pytest.fixture
@@ -155,16 +269,53 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if callspec is None or "wm_target" not in callspec.params:
         return
     name = callspec.params["wm_target"]
-    spec = next((s for s in state.target_specs if (s if isinstance(s, str) else s.name) == name), None)
-    caps = None if spec is None or isinstance(spec, str) else spec.capabilities
-    if caps is None:
-        from harness.targets.inventory import MOCK_CAPABILITIES
-
-        caps = MOCK_CAPABILITIES
+    caps = _resolve_target(state, name).capabilities
     for marker in item.iter_markers("requires"):
         missing = [c for c in marker.args if c not in caps]
         if missing:
             pytest.skip(f"{NOT_SUPPORTED_PREFIX} target {name} lacks {', '.join(missing)}")
+
+
+_REQUIREMENTS_KEY = pytest.StashKey[tuple[list[str], str | None]]()
+_EXPECTED_FAILURE_KEY = pytest.StashKey[str]()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Map every target case to its requirements, mark the target's expected failures
+    (strict xfail: an unexpected pass fails the run) and run the sanity cases first and last."""
+    from harness.report.catalogue import CatalogueError, default_catalogue
+    from harness.report.session import expected_failure_entry, sanity_rank
+
+    state = _state(config)
+    names = state.names
+    specs = {s if isinstance(s, str) else s.name: s for s in state.target_specs}
+    target_items = [i for i in items if "wm_target" in getattr(getattr(i, "callspec", None), "params", {})]
+    if not target_items:
+        return
+    try:
+        catalogue = default_catalogue()
+        for item in target_items:
+            ids = catalogue.ids_for_test(item.nodeid, _markers(item, "requirement"))
+            item.stash[_REQUIREMENTS_KEY] = (ids, catalogue.level_of(ids))
+    except CatalogueError as exc:
+        raise pytest.UsageError(f"requirement catalogue: {exc}") from exc
+    for item in target_items:
+        name = item.callspec.params["wm_target"]  # type: ignore[attr-defined]
+        spec = specs.get(name)
+        if isinstance(spec, Target) and spec.expected_failures:
+            entry = expected_failure_entry(spec.expected_failures, item.nodeid, item.stash[_REQUIREMENTS_KEY][0])
+            if entry is not None:
+                item.stash[_EXPECTED_FAILURE_KEY] = entry
+                item.add_marker(pytest.mark.xfail(strict=True, reason=f"expected failure on {name} ({entry})"))
+
+    def key(item: pytest.Item) -> tuple[int, int]:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "wm_target" not in params:
+            return (-1, 1)
+        return (names.index(params["wm_target"]), sanity_rank(item.nodeid))
+
+    items.sort(key=key)
 
 
 def _markers(item: pytest.Item, name: str) -> list[str]:
@@ -186,7 +337,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return
     state = _state(item.config)
     result_outcome: Outcome
-    if report.skipped:
+    wasxfail = getattr(report, "wasxfail", None)
+    xpass_strict = report.failed and str(report.longrepr).startswith("[XPASS(strict)]")
+    if wasxfail is not None and report.skipped:
+        result_outcome = "failed"
+        message = f"expected failure ({wasxfail})\n" + report.longreprtext[-4000:]
+    elif xpass_strict:
+        result_outcome = "passed"
+        message = f"unexpected pass of an expected failure: {report.longreprtext}"
+    elif report.skipped:
         result_outcome = "skipped"
         longrepr = report.longrepr
         message = str(longrepr[2]) if isinstance(longrepr, tuple) else str(longrepr)
@@ -208,6 +367,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             duration=time.monotonic() - state.started.get(item.nodeid, time.monotonic()),
             message=message,
             wire=state.tap.for_test(item.nodeid),
+            requirements=item.stash.get(_REQUIREMENTS_KEY, ([], None))[0],
+            level=item.stash.get(_REQUIREMENTS_KEY, ([], None))[1],
+            expected_failure=_EXPECTED_FAILURE_KEY in item.stash,
+            observations=list(item.stash[_OUTCOME_KEY].notes) if _OUTCOME_KEY in item.stash else [],
+            worker=state.worker,
         )
     )
 
@@ -260,7 +424,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if state.reports_dir is not None and state.results:
         _write_captures(state, state.reports_dir)
-        write_reports(state.results, state.reports_dir)
-    if state.mock is not None:
-        state.mock.stop()
-        state.mock = None
+        if state.worker is not None:  # an xdist worker: its shard; the controller merges
+            from harness.report.session import write_shard
+
+            write_shard(state.results, state.reports_dir, state.worker)
+        else:
+            write_reports(state.results, state.reports_dir)
+    if state.xdist_controller and state.reports_dir is not None:
+        from harness.report.session import read_shards
+
+        merged = read_shards(state.reports_dir)
+        if merged:
+            write_reports(merged, state.reports_dir)
+    for mock in state.mocks.values():
+        mock.stop()
+    state.mocks.clear()
+    state.mock = None

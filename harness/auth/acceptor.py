@@ -16,6 +16,7 @@ a missing one (WinRM service CbtHardeningLevel; MS-NLMP 3.2.5.1.2).
 from __future__ import annotations
 
 import logging
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,18 +119,21 @@ class Acceptor:
         token = decode_token(text)
         if token.startswith(_NTLM_NEGOTIATE_MESSAGE) or token[:1] == bytes([_SPNEGO_INIT_TAG]):
             conn.reset()   # a new handshake replaces whatever the connection had
-            with ntlm_user_file(self.users):
-                conn.pending = spnego.server(hostname=self.hostname, service="http", protocol="negotiate",
-                                             options=spnego.NegotiateOptions.use_negotiate)
+            conn.pending = True
         if conn.pending is None:
             raise AuthError("Negotiate token out of sequence: no handshake in progress on this connection")
         bindings = self._bindings_for(token)
         try:
             with ntlm_user_file(self.users):
+                if conn.pending is True:
+                    conn.pending = spnego.server(hostname=self.hostname, service="http", protocol="negotiate",
+                                                 options=spnego.NegotiateOptions.use_negotiate)
                 out = conn.pending.step(token, channel_bindings=bindings)
         except SpnegoError as exc:
-            raise AuthError(f"Negotiate handshake failed: {exc.message if hasattr(exc, 'message') else exc}") \
-                from exc
+            raise AuthError(f"Negotiate handshake failed: {type(exc).__name__}") from exc
+        except (ValueError, KeyError, IndexError, TypeError, struct.error, UnicodeError) as exc:
+            # pyspnego's token parsers raise these on malformed input
+            raise AuthError(f"malformed Negotiate token: {type(exc).__name__}") from exc
         if not conn.pending.complete:
             if out is None:
                 raise AuthError("Negotiate handshake stalled")

@@ -8,6 +8,7 @@ wraps NTLM in SPNEGO (RFC 4178; Kerberos is not used by this client). Over HTTPS
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import spnego
@@ -62,6 +63,8 @@ class Initiator:
             out = self.context.step(decode_token(server_token) if server_token is not None else None)
         except SpnegoError as exc:
             raise AuthError(f"{self.scheme} handshake failed: {type(exc).__name__}") from exc
+        except (ValueError, KeyError, IndexError, TypeError, struct.error, UnicodeError) as exc:
+            raise AuthError(f"malformed {self.scheme} token from the server: {type(exc).__name__}") from exc
         return encode_token(HTTP_SCHEME, out) if out else None
 
 

@@ -238,9 +238,8 @@ def check_streams(streams: list[TcpStream], *, validator: Any = None, password: 
         ordered = sorted(decoded_req + decoded_resp,
                          key=lambda d: (d.report.frame if d.report.frame is not None else 1 << 62))
         for d in ordered:
-            if d.report.errors and d.report.verdict == "pass":
-                d.report.verdict = "fail"
-            elif d.report.verdict == "info" and any(not e.startswith("not WS-Man") for e in d.report.errors):
+            real_errors = [e for e in d.report.errors if not e.startswith("not WS-Man")]
+            if real_errors and d.report.verdict in ("pass", "info"):
                 d.report.verdict = "fail"
             reports.append(d.report)
     reports.sort(key=lambda r: (r.frame if r.frame is not None else 1 << 62, r.stream))

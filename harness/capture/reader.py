@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from harness.capture.pcapng import BT_EPB, BT_IDB, BT_SHB, BT_SPB, BYTE_ORDER_MAGIC
+from harness.capture.pcapng import BT_EPB, BT_IDB, BT_SPB, BYTE_ORDER_MAGIC
 from harness.capture.tcpip import ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_VLAN, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN
 
 MAX_BLOCK = 64 * 1024 * 1024  # no sane capture block is larger; guards the allocation
@@ -73,7 +73,7 @@ def _resolution(value: bytes) -> int:
     exp = v & 0x7F
     if exp > 30 and not v & 0x80:
         raise CaptureReadError(f"if_tsresol 10^-{exp} is out of range")
-    return (2 ** exp) if v & 0x80 else (10 ** exp)
+    return int(2 ** exp if v & 0x80 else 10 ** exp)
 
 
 def _idb_resolution(body: bytes, endian: str) -> int:
@@ -400,7 +400,7 @@ def reassemble(frames: list[Frame]) -> list[TcpStream]:
         key = frozenset((a, b))
         col = open_streams.get(key)
         is_syn = bool(seg.flags & TCP_SYN) and not seg.flags & TCP_ACK
-        if col is not None and is_syn and (a in col.isn and col.isn[a] != seg.seq or col.fin or col.reset):
+        if col is not None and is_syn and ((a in col.isn and col.isn[a] != seg.seq) or col.fin or col.reset):
             done.append(col)
             col = None
         if col is None:

@@ -10,6 +10,7 @@ the file is ours to commit; the password is random and redacted by the tap anywa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from pathlib import Path
 
@@ -36,10 +37,8 @@ async def record_session(url: str, username: str, password: str, tap: Tap) -> No
             page2 = await client.pull(service, page.context, max_elements=2)
             if page2.context and not page2.end_of_sequence:
                 await client.release(service, page2.context)
-        try:
+        with contextlib.suppress(WSManFault):
             await client.get(service, {"Name": "NoSuchService_WMH"})
-        except WSManFault:
-            pass
 
 
 def client_get_body(client: object, resource_uri: str) -> bytes:

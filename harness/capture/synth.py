@@ -226,7 +226,7 @@ class _Stream:
 
 
 def _us(ts: float) -> int:
-    return max(0, int(round(ts * 1_000_000)))
+    return max(0, round(ts * 1_000_000))
 
 
 def group_conversations(exchanges: Sequence[Exchange]) -> list[list[Exchange]]:

@@ -1,35 +1,39 @@
-"""HTML conformance matrix: spec section x target, with every case's wire evidence.
+"""HTML conformance report: requirement x target and spec section x target, with wire evidence.
 
 A single self-contained file (no scripts, no external assets) that a vendor can hand to a
-customer: the matrix first, then one section per case with the messages it exchanged.
+customer: the requirement matrix first (level, statement, one verdict column per target, side
+by side), then the same results by spec section, then one section per case (anchor
+``#case-...``) with its requirements, observations and every message it exchanged.
 """
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 
 from lxml import etree
 
-from harness.report.results import CaseResult
+from harness.report.catalogue import CatalogueError, Requirement, default_catalogue
+from harness.report.results import VERDICTS, CaseResult, worst
 
-# Worst first: a cell shows the worst verdict of its cases.
-_VERDICT_RANK = {"FAIL": 0, "ERROR": 1, "PASS": 2, "NOT-SUPPORTED": 3, "SKIPPED": 4}
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222}
 table.matrix{border-collapse:collapse;margin:1em 0}
 .matrix th,.matrix td{border:1px solid #bbb;padding:4px 8px;text-align:left;vertical-align:top}
 .matrix th{background:#eee}
-td.PASS{background:#c8f0c8} td.FAIL,td.ERROR{background:#f4b6b6}
-td.NOT-SUPPORTED{background:#e4e4e4} td.SKIPPED{background:#f6efc0}
+.PASS{background:#c8f0c8} .FAIL,.ERROR{background:#f4b6b6} .XPASS-ALARM{background:#ff6b6b;color:#fff}
+.NON-STRICT{background:#f9d49b} .XFAIL{background:#d9c8f0} .INFORMATIONAL{background:#cfe3f7}
+.NOT-SUPPORTED{background:#e4e4e4} .SKIPPED{background:#f6efc0}
+span.legend{padding:2px 6px;margin-right:4px;border:1px solid #bbb}
 .case{border-top:1px solid #ccc;margin-top:1.5em;padding-top:.5em}
 pre{background:#f7f7f7;padding:.5em;overflow-x:auto;font-size:12px;max-height:30em}
 .verdict{font-weight:bold} .msg{white-space:pre-wrap}
 """
+UNMAPPED = "(unmapped)"
 
 
 def _section_key(spec: str) -> tuple[object, ...]:
@@ -40,8 +44,12 @@ def _section_key(spec: str) -> tuple[object, ...]:
     return tuple(parts)
 
 
-def _anchor(result: CaseResult) -> str:
+def case_anchor(result: CaseResult) -> str:
+    """The id of a case's section in ``matrix.html``."""
     return "case-" + re.sub(r"[^A-Za-z0-9]+", "-", f"{result.target}-{result.nodeid}").strip("-")
+
+
+_anchor = case_anchor
 
 
 def _pretty(body: bytes) -> str:
@@ -55,63 +63,128 @@ def _pretty(body: bytes) -> str:
 
 
 def worst_verdict(cases: Sequence[CaseResult]) -> str:
-    return min((c.verdict for c in cases), key=lambda v: _VERDICT_RANK.get(v, 9))
+    return worst(c.verdict for c in cases)
 
 
-def render_matrix(results: Sequence[CaseResult], title: str = "wm-harness conformance report") -> str:
-    targets = sorted({r.target for r in results})
+def _requirements_for(results: Sequence[CaseResult],
+                      requirements: Mapping[str, Requirement] | None) -> dict[str, Requirement]:
+    known: dict[str, Requirement] = dict(requirements or {})
+    if requirements is None:
+        try:
+            known = dict(default_catalogue().requirements)
+        except (CatalogueError, OSError, ValueError):
+            known = {}
+    out: dict[str, Requirement] = {}
+    for r in results:
+        for rid in r.requirements:
+            if rid not in out:
+                out[rid] = known.get(rid) or Requirement(id=rid, level="MUST" if r.level is None else r.level,  # type: ignore[arg-type]
+                                                         text="(not in the catalogue)")
+    return dict(sorted(out.items()))
+
+
+def _cell(cases: Sequence[CaseResult], verdicts: Sequence[str]) -> str:
+    if not cases:
+        return "<td>-</td>"
+    verdict = worst(verdicts)
+    links = " ".join(f"<a href='#{case_anchor(c)}' title='{escape(c.name)}: {escape(v)}'>{escape(v[0])}</a>"
+                     for c, v in zip(cases, verdicts, strict=True))
+    return f"<td class='{verdict}'><span class='verdict'>{verdict}</span> ({len(cases)}) {links}</td>"
+
+
+def _requirement_table(results: Sequence[CaseResult], targets: Sequence[str],
+                       requirements: Mapping[str, Requirement]) -> list[str]:
+    by_cell: dict[tuple[str, str], list[CaseResult]] = defaultdict(list)
+    for r in results:
+        for rid in r.requirements or [UNMAPPED]:
+            by_cell[(rid, r.target)].append(r)
+    rows = [*requirements, *([UNMAPPED] if any(k[0] == UNMAPPED for k in by_cell) else [])]
+    out = ["<h2>Conformance by requirement</h2>",
+           "<table class='matrix' id='requirements'><thead><tr><th>Requirement</th><th>Level</th>"
+           "<th>Statement</th><th>Spec</th>"]
+    out += [f"<th class='target'>{escape(t)}</th>" for t in targets]
+    out.append("</tr></thead><tbody>")
+    for rid in rows:
+        req = requirements.get(rid)
+        level = req.level if req else None
+        out.append(f"<tr id='req-{escape(rid)}'><th scope='row'>{escape(rid)}</th><td>{escape(level or '-')}</td>"
+                   f"<td>{escape(req.text if req else 'tests not in the requirement catalogue')}</td>"
+                   f"<td>{escape(', '.join(req.specs) if req else '-')}</td>")
+        for target in targets:
+            cases = by_cell.get((rid, target), [])
+            out.append(_cell(cases, [c.verdict_for(level) if req else c.verdict for c in cases]))
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    return out
+
+
+def _spec_table(results: Sequence[CaseResult], targets: Sequence[str]) -> list[str]:
     by_cell: dict[tuple[str, str], list[CaseResult]] = defaultdict(list)
     for r in results:
         for spec in r.specs or ["(no spec cited)"]:
             by_cell[(spec, r.target)].append(r)
     sections = sorted({spec for spec, _ in by_cell}, key=_section_key)
-    totals = {v: sum(1 for r in results if r.verdict == v) for v in _VERDICT_RANK}
-
-    out = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{escape(title)}</h1>",
-        f"<p>Generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M:%SZ')}; "
-        f"{len(results)} case results on {len(targets)} target(s): "
-        + ", ".join(f"{escape(v)} {n}" for v, n in totals.items() if n)
-        + "</p>",
-        "<table class='matrix' id='matrix'><thead><tr><th>Spec section</th>",
-    ]
+    out = ["<h2>Conformance by spec section</h2>",
+           "<table class='matrix' id='matrix'><thead><tr><th>Spec section</th>"]
     out += [f"<th>{escape(t)}</th>" for t in targets]
     out.append("</tr></thead><tbody>")
     for spec in sections:
         out.append(f"<tr><th scope='row'>{escape(spec)}</th>")
         for target in targets:
             cases = by_cell.get((spec, target), [])
-            if not cases:
-                out.append("<td>-</td>")
-                continue
-            verdict = worst_verdict(cases)
-            links = " ".join(
-                f"<a href='#{_anchor(c)}' title='{escape(c.name)}'>{escape(c.verdict[0])}</a>" for c in cases
-            )
-            out.append(f"<td class='{verdict}'><span class='verdict'>{verdict}</span> ({len(cases)}) {links}</td>")
+            out.append(_cell(cases, [c.verdict for c in cases]))
         out.append("</tr>")
-    out.append("</tbody></table><h2>Cases</h2>")
+    out.append("</tbody></table>")
+    return out
+
+
+def _case_section(r: CaseResult) -> list[str]:
+    out = [f"<div class='case' id='{case_anchor(r)}'><h3>{escape(r.name)} "
+           f"<span class='verdict {escape(r.verdict)}'>[{escape(r.verdict)}]</span></h3>",
+           f"<p>Target <b>{escape(r.target)}</b>; test <code>{escape(r.nodeid)}</code>; "
+           f"requirements {escape(', '.join(r.requirements) or '-')} (level {escape(r.level or '-')}); "
+           f"spec {escape(', '.join(r.specs) or '-')}; requires {escape(', '.join(r.requires) or '-')}; "
+           f"{r.duration:.3f} s{'; worker ' + escape(r.worker) if r.worker else ''}</p>"]
+    if r.expected_failure:
+        out.append("<p>Listed as an expected failure of this target in the inventory.</p>")
+    for note in r.observations:
+        out.append(f"<p class='INFORMATIONAL'>Observed: {escape(note)}</p>")
+    if r.message:
+        out.append(f"<p class='msg'>{escape(r.message)}</p>")
+    if r.capture:
+        out.append(f"<p>Packet capture: <a href='{escape(r.capture)}'>{escape(r.capture)}</a></p>")
+    for i, ex in enumerate(r.wire, 1):
+        status = f" HTTP {ex.status}" if ex.status is not None else ""
+        out.append(f"<details><summary>{i}. {escape(ex.protocol)} {escape(ex.direction)}{status} "
+                   f"({len(ex.body)} bytes)</summary><pre>{escape(_pretty(ex.body))}</pre></details>")
+    out.append("</div>")
+    return out
+
+
+def render_matrix(results: Sequence[CaseResult], title: str = "wm-harness conformance report",
+                  requirements: Mapping[str, Requirement] | None = None) -> str:
+    """The whole report as one HTML document (``requirements``: the catalogue; None = the default one)."""
+    targets = sorted({r.target for r in results})
+    totals = {v: sum(1 for r in results if r.verdict == v) for v in VERDICTS}
+    out = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{escape(title)}</h1>",
+        f"<p id='summary'>Generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M:%SZ')}; "
+        f"{len(results)} case results on {len(targets)} target(s): "
+        + ", ".join(f"{escape(v)} {n}" for v, n in totals.items() if n)
+        + "</p><p>" + "".join(f"<span class='legend {v}'>{v}</span>" for v in VERDICTS) + "</p>",
+    ]
+    out += _requirement_table(results, targets, _requirements_for(results, requirements))
+    out += _spec_table(results, targets)
+    out.append("<h2>Cases</h2>")
     for r in sorted(results, key=lambda c: (c.target, c.nodeid)):
-        out.append(f"<div class='case' id='{_anchor(r)}'><h3>{escape(r.name)} "
-                   f"<span class='verdict'>[{escape(r.verdict)}]</span></h3>")
-        out.append(f"<p>Target <b>{escape(r.target)}</b>; test <code>{escape(r.nodeid)}</code>; "
-                   f"spec {escape(', '.join(r.specs) or '-')}; requires {escape(', '.join(r.requires) or '-')}; "
-                   f"{r.duration:.3f} s</p>")
-        if r.message:
-            out.append(f"<p class='msg'>{escape(r.message)}</p>")
-        if r.capture:
-            out.append(f"<p>Packet capture: <a href='{escape(r.capture)}'>{escape(r.capture)}</a></p>")
-        for i, ex in enumerate(r.wire, 1):
-            status = f" HTTP {ex.status}" if ex.status is not None else ""
-            out.append(f"<details><summary>{i}. {escape(ex.protocol)} {escape(ex.direction)}{status} "
-                       f"({len(ex.body)} bytes)</summary><pre>{escape(_pretty(ex.body))}</pre></details>")
-        out.append("</div>")
+        out += _case_section(r)
     out.append("</body></html>")
     return "\n".join(out)
 
 
-def write_matrix(results: Sequence[CaseResult], path: Path, title: str = "wm-harness conformance report") -> None:
+def write_matrix(results: Sequence[CaseResult], path: Path, title: str = "wm-harness conformance report",
+                 requirements: Mapping[str, Requirement] | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_matrix(results, title), encoding="utf-8")
+    path.write_text(render_matrix(results, title, requirements), encoding="utf-8")

@@ -49,6 +49,17 @@ MOCK_CAPABILITIES: frozenset[str] = frozenset(
         "cim-schema-uri",
         "eventing",
         "push-eventing",
+        # publisher-initiated subscriptions (MS-WSMV 3.1.4.1.30; MS-WMOD 3.5)
+        "publisher-initiated",
+        # WinRS (MS-WSMV 3.1.4.11 - 3.1.4.17; MS-WMOD 3.6)
+        "winrs",
+        "winrs-disconnect",
+        "winrs-quota",
+        "shell-idle-reaper",
+        # HTTP authentication and message encryption (MS-WSMV 2.2.9.1)
+        "ntlm",
+        "negotiate",
+        "message-encryption",
     }
 )
 
@@ -78,6 +89,12 @@ class Target:
     encryption: str = "auto"
     #: CA bundle to verify the HTTPS certificate with (instead of the system store).
     ca_file: str | None = None
+    #: Node ids or requirement ids this target is known to fail: XFAIL, and XPASS-ALARM if they pass.
+    expected_failures: tuple[str, ...] = ()
+    #: A named capability set (harness.targets.capabilities.PROFILES) instead of ``capabilities``.
+    profile: str | None = None
+    #: The inventory lists neither capabilities nor a profile: detect them (Identify and probes).
+    detect_capabilities: bool = False
 
     @property
     def tls_verify(self) -> bool | str:
@@ -114,9 +131,17 @@ def target_from_entry(entry: dict[str, object]) -> Target:
     url = entry.get("url")
     if not isinstance(name, str) or not isinstance(url, str):
         raise InventoryError("every [[target]] needs a string name and url")
-    caps = entry.get("capabilities", sorted(WINDOWS_CAPABILITIES))
+    is_mock = url == "mock"  # start another built-in mock for this entry (fleets of mocks)
+    profile = entry.get("profile")
+    if profile is not None and not isinstance(profile, str):
+        raise InventoryError(f"target {name!r}: profile must be a string")
+    listed = "capabilities" in entry or profile is not None or is_mock
+    caps = entry.get("capabilities", sorted(MOCK_CAPABILITIES if is_mock else WINDOWS_CAPABILITIES))
     if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
         raise InventoryError(f"target {name!r}: capabilities must be a list of strings")
+    xfails = entry.get("expected_failures", [])
+    if not isinstance(xfails, list) or not all(isinstance(x, str) for x in xfails):
+        raise InventoryError(f"target {name!r}: expected_failures must be a list of node ids or requirement ids")
     timeout = entry.get("timeout", 30.0)
     if not isinstance(timeout, int | float):
         raise InventoryError(f"target {name!r}: timeout must be a number")
@@ -132,6 +157,10 @@ def target_from_entry(entry: dict[str, object]) -> Target:
         verify_tls=bool(entry.get("verify_tls", True)),
         encryption=_choice(entry, "encryption", ("auto", "always", "never"), "auto"),
         ca_file=str(entry["ca_file"]) if entry.get("ca_file") else None,
+        is_mock=is_mock,
+        expected_failures=tuple(xfails),
+        profile=profile,
+        detect_capabilities=not listed,
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -40,6 +41,8 @@ class SinkRecord:
     ends: list[ev.SubscriptionEnd] = field(default_factory=list)
     refused: int = 0
     malformed: list[str] = field(default_factory=list)
+    #: The kind of every accepted message in arrival order: "event", "heartbeat", "dropped", "end".
+    kinds: list[str] = field(default_factory=list)
 
     @property
     def events(self) -> list[ev.DeliveredEvent]:
@@ -91,12 +94,15 @@ class EventSink:
             if action == Action.HEARTBEAT:
                 ev.parse_heartbeat(env)
                 self.record.heartbeats += 1
+                self.record.kinds.append("heartbeat")
                 return await self._done(web.Response(status=200))
             if action == Action.DROPPED_EVENTS:
                 self.record.dropped.append(ev.parse_dropped_events(env))
+                self.record.kinds.append("dropped")
                 return await self._done(web.Response(status=200))
             if action == Action.SUBSCRIPTION_END:
                 self.record.ends.append(ev.parse_subscription_end(env))
+                self.record.kinds.append("end")
                 return await self._done(web.Response(status=200))
             message = ev.parse_event_message(env)
         except WSManDecodeError as exc:
@@ -106,6 +112,7 @@ class EventSink:
             self.record.refused += 1
             return await self._done(web.Response(status=503, text="not acknowledging"))
         self.record.messages.append(message)
+        self.record.kinds.extend("event" for _ in message.events)
         if not message.ack_requested:
             return await self._done(web.Response(status=200))
         ack = ev.build_ack(message.message_id or "", to=ANONYMOUS)
@@ -125,8 +132,25 @@ class EventSink:
 
     async def wait_refused(self, count: int, timeout: float = 10.0) -> None:
         """Until the source has tried (and been refused) ``count`` deliveries."""
+        await self._wait(lambda: self.record.refused >= count, timeout)
+
+    async def wait_heartbeats(self, count: int, timeout: float = 10.0) -> None:
+        """Until ``count`` heartbeats (DSP0226 10.2.5) arrived; TimeoutError otherwise."""
+        await self._wait(lambda: self.record.heartbeats >= count, timeout)
+
+    async def wait_ends(self, count: int = 1, timeout: float = 10.0) -> list[ev.SubscriptionEnd]:
+        """The first ``count`` SubscriptionEnd messages (DSP0226 10.6); TimeoutError otherwise."""
+        await self._wait(lambda: len(self.record.ends) >= count, timeout)
+        return self.record.ends[:count]
+
+    async def wait_dropped(self, count: int = 1, timeout: float = 10.0) -> list[ev.DroppedEvents]:
+        """The first ``count`` DroppedEvents messages (DSP0226 10.9); TimeoutError otherwise."""
+        await self._wait(lambda: len(self.record.dropped) >= count, timeout)
+        return self.record.dropped[:count]
+
+    async def _wait(self, done: Callable[[], bool], timeout: float) -> None:
         async with self._changed:
-            await asyncio.wait_for(self._changed.wait_for(lambda: self.record.refused >= count), timeout)
+            await asyncio.wait_for(self._changed.wait_for(done), timeout)
 
 
 __all__ = ["EventSink", "SinkRecord"]

@@ -206,6 +206,11 @@ def _peer_certificate(resp: aiohttp.ClientResponse) -> bytes | None:
     """DER certificate of the TLS peer (for ``tls-server-end-point``, RFC 5929), None over HTTP."""
     connection = resp.connection
     transport = connection.transport if connection is not None else None
+    if transport is None:
+        # aiohttp returns a connection to the pool as soon as a short body (a 401) is complete;
+        # the response still holds the connection's protocol, whose transport is the TLS socket.
+        protocol = getattr(resp, "_protocol", None)
+        transport = getattr(protocol, "transport", None)
     ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
     if ssl_object is None:
         return None

@@ -7,16 +7,18 @@ start-up polls the port until a deadline, shutdown terminates and then kills aft
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -58,7 +60,12 @@ def _answers_identify(endpoint: str) -> bool:
     request = urllib.request.Request(
         endpoint, data=IDENTIFY_REQUEST, method="POST",
         headers={"Content-Type": "application/soap+xml;charset=UTF-8", "WSMANIDENTIFY": "unauthenticated"})
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    # start-up probe only: the HTTPS listener's certificate is checked by the tests themselves
+    unverified = ssl.create_default_context()
+    unverified.check_hostname = False
+    unverified.verify_mode = ssl.CERT_NONE
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                         urllib.request.HTTPSHandler(context=unverified))
     try:
         with opener.open(request, timeout=1.0) as response:
             return int(response.status) == 200
@@ -80,6 +87,24 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 @pytest.fixture(scope="session")
 def mock_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockServer]:
     """``wmh serve`` as a subprocess on a free port; terminated (then killed) at session end."""
+    with _wmh_serve(tmp_path_factory) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def wmh_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., MockServer]]:
+    """Start more ``wmh serve`` subprocesses with extra options (``--https``, policy switches);
+    ``start(*options, https=True)``. All are stopped at session end."""
+    with contextlib.ExitStack() as stack:
+        def start(*options: str, https: bool = False) -> MockServer:
+            return stack.enter_context(_wmh_serve(tmp_path_factory, options, https=https))
+
+        yield start
+
+
+@contextlib.contextmanager
+def _wmh_serve(tmp_path_factory: pytest.TempPathFactory, options: Sequence[str] = (), *,
+               https: bool = False) -> Iterator[MockServer]:
     host = "127.0.0.1"
     port = _free_port(host)
     username = "wmh"
@@ -87,14 +112,15 @@ def mock_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockServer
     log_file = tmp_path_factory.mktemp("wmh-serve") / "serve.log"
     env = dict(os.environ)
     env["WMH_MOCK_PASSWORD"] = password
-    command = [*_wmh_command(), "serve", "--host", host, "--port", str(port), "--user", username]
+    command = [*_wmh_command(), "serve", "--host", host, "--port", str(port), "--user", username, *options]
     with log_file.open("wb") as log:
         process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
                                    stdout=log, stderr=subprocess.STDOUT)
     server = MockServer(host, port, username, password, log_file)
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not _answers_identify(server.endpoint):
+        probe = server.endpoint.replace("http://", "https://", 1) if https else server.endpoint
+        while not _answers_identify(probe):
             if process.poll() is not None:
                 pytest.fail(f"wmh serve exited with {process.returncode}: {log_file.read_text(errors='replace')}")
             if time.monotonic() > deadline:

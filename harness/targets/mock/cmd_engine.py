@@ -545,13 +545,18 @@ def _not_recognized(name: str) -> Program:
 
 # ---------------------------------------------------------------------------------- composition
 def run_stage(stage: str, ctx: CmdContext, depth: int) -> Program:
-    text = stage.strip()
-    if not text:
+    text = stage.lstrip()  # trailing blanks belong to the command (echo keeps them, as cmd does)
+    if not text.strip():
         return 0
-    m = re.match(r'("[^"]*"|[^\s./:(]+)', text)
-    name = (m.group(1) if m else text).strip('"')
-    raw = text[len(m.group(1)):] if m else ""
+    m = re.match(r'("[^"]*"|[^\s/(]+)', text)
+    token = m.group(1) if m else text
+    name, raw = token.strip('"'), text[len(token):]
     fn = _BUILTINS.get(name.lower()) or _BUILTINS.get(name.lower().removesuffix(".exe"))
+    if fn is None and "." in name:
+        # "echo.", "echo.text": cmd ends the command name at the dot for internal commands.
+        head, _, _rest = name.partition(".")
+        if head.lower() in _BUILTINS:
+            fn, name, raw = _BUILTINS[head.lower()], head, text[len(head):]
     if fn is None:
         return (yield from _not_recognized(name))
     return (yield from fn(raw, split_args(raw), ctx, depth))

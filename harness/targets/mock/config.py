@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from harness.auth.policy import AuthPolicy
@@ -45,3 +46,12 @@ class MockConfig:
     auth: AuthPolicy = field(default_factory=AuthPolicy)
     #: Listener certificate and key when serving HTTPS (``wmh serve --https``); None = plain HTTP.
     tls: ServerTls | None = field(default=None, repr=False)
+    #: Monotonic clock of the event source (subscription expiry, heartbeats; DSP0226 10.2.5): None =
+    #: time.monotonic; tests pass a harness.targets.mock.events.ManualClock and advance it.
+    event_clock: Callable[[], float] | None = field(default=None, repr=False, compare=False)
+    #: Publisher-initiated subscriptions (MS-WSMV 3.1.4.1.30): the collector's WS-Man URL the mock
+    #: enumerates for subscriptions (the "Configure target Subscription Manager" policy of Windows);
+    #: None = none. May be changed while the mock runs; re-enumerated every ``..._refresh`` seconds
+    #: of the event clock.
+    subscription_manager_url: str | None = None
+    subscription_manager_refresh: float = 60.0

@@ -14,7 +14,14 @@ WITHIN 1 WHERE TargetInstance ISA 'Win32_Environment'``). ``WITHIN`` is accepted
 polls at that interval for classes without an event provider, but this source observes every store
 change directly when it happens, so the polling interval is an upper bound on the delay that is
 always met. Subscriptions expire (WS-Eventing 2004/08 3.1 Expires) by an injectable monotonic clock,
-so tests never sleep.
+so tests never sleep: :class:`ManualClock` is advanced by the test, and every advance wakes the
+I/O half (heartbeats, DSP0226 10.2.5; expiry, SubscriptionEnd, DSP0226 10.6).
+
+A subscription that ends without the client asking (expiry, cancellation by the source, failed
+delivery) is kept in an "ended" list with its WS-Eventing status (WS-Eventing 2004/08 3.5:
+DeliveryFailure, SourceShuttingDown, SourceCancelling) until the I/O half has sent SubscriptionEnd
+to its EndTo. Events that overflow a subscription's bounded queue are counted and reported as
+``wsman:DroppedEvents`` before the next delivery (DSP0226 10.9).
 """
 
 from __future__ import annotations
@@ -31,7 +38,16 @@ import pywbem
 from harness.cim.errors import CimError, CimStatus
 from harness.cim.store import CimStore, StoreChange
 from harness.cim.wql import WqlQuery, evaluate_where, parse_wql
-from harness.wire.wsman.eventing import BOOKMARK_EARLIEST, DELIVERY_PULL, Delivery
+from harness.wire.wsman.eventing import (
+    BOOKMARK_EARLIEST,
+    DELIVERY_PULL,
+    END_DELIVERY_FAILURE,
+    END_SOURCE_CANCELLING,
+    END_SOURCE_SHUTTING_DOWN,
+    Delivery,
+)
+from harness.wire.wsman.faults import FaultDetail
+from harness.wire.wsman.header import EndpointReference
 
 #: Intrinsic event classes and their ancestors (WMI system classes: __Event <- __InstanceOperationEvent).
 EVENT_ANCESTRY: dict[str, tuple[str, ...]] = {
@@ -56,13 +72,53 @@ DEFAULT_QUEUE_SIZE = 4096
 DEFAULT_MAX_SUBSCRIPTIONS = 256
 
 
+class ManualClock:
+    """A monotonic clock that only moves when told to (``advance``), optionally on top of a base
+    clock (``ManualClock(base=time.monotonic)`` runs in real time and can also be jumped forward).
+    Listeners are called after every advance, from the advancing thread."""
+
+    def __init__(self, start: float = 0.0, *, base: Callable[[], float] | None = None) -> None:
+        self._offset = start
+        self._base = base
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[], None]] = []
+
+    def __call__(self) -> float:
+        with self._lock:
+            offset = self._offset
+        return offset + (self._base() if self._base is not None else 0.0)
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward by ``seconds`` (>= 0) and notify the listeners."""
+        if seconds < 0:
+            raise ValueError("a monotonic clock cannot go back")
+        with self._lock:
+            self._offset += seconds
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener()
+
+    def add_listener(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener`` after every advance; returns the function that removes it."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def remove() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return remove
+
+
 class EventSourceError(Exception):
     """A subscription request the source refuses; ``fault`` names the WS-Man fault to answer."""
 
-    def __init__(self, fault: str, reason: str) -> None:
+    def __init__(self, fault: str, reason: str, detail: str | None = None) -> None:
         super().__init__(reason)
         self.fault = fault
         self.reason = reason
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -91,11 +147,27 @@ class Subscription:
     queue: deque[LoggedEvent] = field(default_factory=deque)
     dropped: int = 0
     last_sequence: int = 0
+    #: Where SubscriptionEnd goes (WS-Eventing 2004/08 3.1 EndTo); None: nowhere.
+    end_to: EndpointReference | None = None
+    #: Event-clock time of the last delivery or heartbeat (DSP0226 10.2.5 counts from it).
+    last_activity: float = 0.0
+    #: Event-clock time of the last event that entered the queue.
+    last_event: float = 0.0
 
     @property
     def within(self) -> float | None:
         """The WQL WITHIN interval (seconds), recorded; always met (see module docstring)."""
         return self.query.within
+
+
+@dataclass(frozen=True)
+class EndedSubscription:
+    """A subscription the source ended on its own, with the SubscriptionEnd status and reason
+    (WS-Eventing 2004/08 3.5; DSP0226 10.6)."""
+
+    subscription: Subscription
+    status: str
+    reason: str
 
 
 def filetime(seconds_since_epoch: float) -> int:
@@ -126,11 +198,37 @@ class EventSource:
         self._by_context: dict[str, str] = {}
         self._lock = threading.Lock()
         self._wakers: list[Callable[[], None]] = []
+        self._ended: list[EndedSubscription] = []
         self._unlisten = store.add_listener(self._on_change)
+        add_listener = getattr(clock, "add_listener", None)
+        self._unclock: Callable[[], None] | None = add_listener(self._wake_all) if callable(add_listener) else None
+
+    @property
+    def queue_size(self) -> int:
+        """Bound of each subscription's queue; older events beyond it are dropped (DSP0226 10.9)."""
+        return self._queue_size
+
+    @queue_size.setter
+    def queue_size(self, value: int) -> None:
+        if value < 1:
+            raise ValueError("the queue must hold at least one event")
+        self._queue_size = value
+
+    def now(self) -> float:
+        """The source's (event) clock."""
+        return self._clock()
 
     def close(self) -> None:
-        """Stop listening to the store."""
+        """Stop listening to the store and the clock."""
         self._unlisten()
+        if self._unclock is not None:
+            self._unclock()
+
+    def _wake_all(self) -> None:
+        with self._lock:
+            wakers = list(self._wakers)
+        for wake in wakers:
+            wake()
 
     # ------------------------------------------------------------------------------ events
     def _event_instance(self, change: StoreChange) -> pywbem.CIMInstance:
@@ -148,30 +246,95 @@ class EventSource:
 
     def _on_change(self, change: StoreChange) -> None:
         instance = self._event_instance(change)
-        pushed = False
+        queued = False
         with self._lock:
             self._sequence += 1
             logged = LoggedEvent(self._sequence, change.namespace, instance.classname, instance)
             self._log.append(logged)
-            self._expire(self._clock())
+            now = self._clock()
+            self._expire(now)
             for sub in self._subs.values():
                 if self._matches(sub, logged):
                     self._enqueue(sub, logged)
-                    pushed = pushed or sub.delivery.mode != DELIVERY_PULL
-            wakers = list(self._wakers) if pushed else []
+                    sub.last_event = now
+                    queued = True
+            wakers = list(self._wakers) if queued else []
         for wake in wakers:
             wake()
 
-    def add_waker(self, wake: Callable[[], None]) -> None:
-        """Call ``wake`` (from the writing thread) whenever a push-mode subscription gets an event."""
+    def add_waker(self, wake: Callable[[], None]) -> Callable[[], None]:
+        """Call ``wake`` (from the writing thread) whenever a subscription gets an event, ends, or
+        the event clock advances; returns the function that removes it."""
         with self._lock:
             self._wakers.append(wake)
+
+        def remove() -> None:
+            with self._lock:
+                if wake in self._wakers:
+                    self._wakers.remove(wake)
+
+        return remove
 
     def pending_push(self) -> list[Subscription]:
         """Live push-mode subscriptions (Push, PushWithAck, Events) with queued events."""
         with self._lock:
             self._expire(self._clock())
             return [s for s in self._subs.values() if s.delivery.mode != DELIVERY_PULL and s.queue]
+
+    def push_subscriptions(self) -> list[Subscription]:
+        """Every live push-mode subscription (for heartbeats and DroppedEvents, DSP0226 10.2.5, 10.9)."""
+        with self._lock:
+            self._expire(self._clock())
+            return [s for s in self._subs.values() if s.delivery.mode != DELIVERY_PULL]
+
+    def heartbeat_due(self, sub: Subscription) -> float | None:
+        """Seconds (event clock) until ``sub`` owes a heartbeat: <= 0 when one is due now, None when
+        it asked for none. A heartbeat is due when nothing was delivered for the Heartbeats interval
+        (DSP0226 10.2.5)."""
+        interval = sub.delivery.heartbeats
+        if interval is None or interval <= 0:
+            return None
+        return sub.last_activity + interval - self._clock()
+
+    def mark_activity(self, sub: Subscription) -> None:
+        """Record a delivery or heartbeat to ``sub`` now (restarts the heartbeat interval)."""
+        sub.last_activity = self._clock()
+
+    def take_dropped(self, sub: Subscription) -> int:
+        """The number of events dropped since the last report, and reset it (DSP0226 10.9)."""
+        with self._lock:
+            count, sub.dropped = sub.dropped, 0
+        return count
+
+    def take_ended(self) -> list[EndedSubscription]:
+        """Subscriptions ended by the source since the last call (for SubscriptionEnd, DSP0226 10.6)."""
+        with self._lock:
+            self._expire(self._clock())
+            out, self._ended = self._ended, []
+        return out
+
+    def end(self, identifier: str, status: str = END_SOURCE_SHUTTING_DOWN, reason: str = "") -> bool:
+        """End a subscription on the source's side (WS-Eventing 2004/08 3.5): it is removed and a
+        SubscriptionEnd with ``status`` goes to its EndTo. False when it was not live."""
+        with self._lock:
+            sub = self._remove(identifier)
+            if sub is None:
+                return False
+            if sub.end_to is not None:  # without EndTo no SubscriptionEnd is sent (WS-Eventing 2004/08 3.1)
+                self._ended.append(EndedSubscription(sub, status, reason or _END_REASONS.get(status, "")))
+        self._wake_all()
+        return True
+
+    def delivery_failed(self, identifier: str, reason: str) -> bool:
+        """End a push subscription whose deliveries failed (DSP0226 10.2.3; SubscriptionEnd with
+        DeliveryFailure, WS-Eventing 2004/08 3.5)."""
+        return self.end(identifier, END_DELIVERY_FAILURE, reason)
+
+    def shutdown(self) -> int:
+        """End every subscription with SourceShuttingDown; returns how many."""
+        with self._lock:
+            idents = list(self._subs)
+        return sum(1 for i in idents if self.end(i, END_SOURCE_SHUTTING_DOWN))
 
     def _isa(self, namespace: str, classname: str, ancestor: str) -> bool:
         chain = EVENT_ANCESTRY.get(classname.lower())
@@ -202,9 +365,10 @@ class EventSource:
     # ------------------------------------------------------------------------------ subscriptions
     def subscribe(self, namespace: str, resource_uri: str, query_text: str, delivery: Delivery, *,
                   expires: float | None = None, bookmark: str | None = None,
-                  send_bookmarks: bool = False) -> Subscription:
+                  send_bookmarks: bool = False, end_to: EndpointReference | None = None) -> Subscription:
         """Register a subscription (DSP0226 10.2). ``expires`` in seconds (None: the source's
-        default). A bookmark replays the logged events after it (DSP0226 10.2.6)."""
+        default). A bookmark replays the logged events after it (DSP0226 10.2.6); one this source
+        did not issue, or one older than its log, is refused with wsman:InvalidBookmark."""
         query = self._event_query(namespace, query_text)
         start = self._bookmark_sequence(bookmark)
         now = self._clock()
@@ -212,7 +376,8 @@ class EventSource:
         sub = Subscription(identifier="uuid:" + str(uuid.uuid4()).upper(),
                            namespace=self.store.normalize_namespace(namespace), query=query,
                            query_text=query_text, delivery=delivery, resource_uri=resource_uri,
-                           expires_at=now + granted, send_bookmarks=send_bookmarks)
+                           expires_at=now + granted, send_bookmarks=send_bookmarks, end_to=end_to,
+                           last_activity=now)
         if delivery.mode == DELIVERY_PULL:
             sub.context = "uuid:" + str(uuid.uuid4()).upper()
         with self._lock:
@@ -221,8 +386,10 @@ class EventSource:
                 raise EventSourceError("QuotaLimit", f"the source holds {self._max} subscriptions already")
             if start is not None:
                 sub.last_sequence = start
-                if self._log and self._log[0].sequence > start + 1:
-                    sub.dropped += self._log[0].sequence - start - 1
+                if self._log and self._log[0].sequence > start + 1 and bookmark != BOOKMARK_EARLIEST:
+                    raise EventSourceError("InvalidBookmark",
+                                           "the events after the bookmark are no longer kept (DSP0226 10.2.6)",
+                                           FaultDetail.EXPIRED)
                 for logged in self._log:
                     if logged.sequence > start and self._matches(sub, logged):
                         self._enqueue(sub, logged)
@@ -239,7 +406,8 @@ class EventSource:
         if expires is None:
             return DEFAULT_EXPIRY
         if expires <= 0:
-            raise EventSourceError("InvalidParameter", "Expires must lie in the future (WS-Eventing 2004/08 3.1)")
+            raise EventSourceError("InvalidExpirationTime",
+                                   "Expires must lie in the future (WS-Eventing 2004/08 3.1)")
         return min(expires, MAX_EXPIRY)
 
     def _event_query(self, namespace: str, text: str) -> WqlQuery:
@@ -260,13 +428,17 @@ class EventSource:
         source, _, seq = text.removeprefix(_BOOKMARK_PREFIX).rpartition(":")
         if not text.startswith(_BOOKMARK_PREFIX) or source != self.source_id or not seq.isdigit() \
                 or len(seq) > 18:
-            raise EventSourceError("InvalidParameter", "the bookmark was not issued by this event source")
+            raise EventSourceError("InvalidBookmark", "the bookmark was not issued by this event source",
+                                   FaultDetail.INVALID)
         return int(seq)
 
     def _expire(self, now: float) -> None:
         dead = [i for i, s in self._subs.items() if s.expires_at is not None and now >= s.expires_at]
         for ident in dead:
-            self._remove(ident)
+            sub = self._remove(ident)
+            if sub is not None and sub.end_to is not None:
+                # Expiry is announced like a cancellation by the source (WS-Eventing 2004/08 3.5).
+                self._ended.append(EndedSubscription(sub, END_SOURCE_CANCELLING, "The subscription expired."))
 
     def _remove(self, identifier: str) -> Subscription | None:
         sub = self._subs.pop(identifier, None)
@@ -295,7 +467,8 @@ class EventSource:
             self._expire(now)
             sub = self._subs.get(identifier)
             if sub is None:
-                raise EventSourceError("DestinationUnreachable", "the subscription does not exist or has expired")
+                # WS-Eventing 2004/08 3.2: a subscription that cannot be renewed is wse:UnableToRenew.
+                raise EventSourceError("UnableToRenew", "the subscription does not exist or has expired")
             sub.expires_at = now + granted
         return granted
 
@@ -336,5 +509,11 @@ class EventSource:
             return len(self._subs)
 
 
-__all__ = ["EVENT_ANCESTRY", "EventSource", "EventSourceError", "LoggedEvent", "Subscription", "filetime",
-           "make_bookmark"]
+_END_REASONS = {
+    END_SOURCE_SHUTTING_DOWN: "The event source is shutting down.",
+    END_SOURCE_CANCELLING: "The event source cancelled the subscription.",
+    END_DELIVERY_FAILURE: "The events could not be delivered.",
+}
+
+__all__ = ["EVENT_ANCESTRY", "EndedSubscription", "EventSource", "EventSourceError", "LoggedEvent", "ManualClock",
+           "Subscription", "filetime", "make_bookmark"]

@@ -8,8 +8,10 @@ never with a traceback. The CIM operations go to the shared :class:`~harness.cim
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +41,7 @@ from harness.wire.wsman.cimxml import (
     path_to_epr,
     typed_properties,
 )
+from harness.wire.wsman.duration import parse_duration
 from harness.wire.wsman.envelope import Envelope, parse_envelope
 from harness.wire.wsman.errors import WSManDecodeError
 from harness.wire.wsman.faults import FAULTS, FaultDetail, WSManFault, build_fault, make_fault
@@ -121,6 +124,27 @@ class _Reply(Exception):
         self.body = body
 
 
+@dataclass(frozen=True)
+class PullWait:
+    """Answer of :meth:`WSManService.handle_or_wait`: no event yet; wait at most ``seconds`` for one
+    (or for the event clock to move), then ask again (DSP0226 10.2.9.4)."""
+
+    seconds: float
+
+
+class PullWaitRequested(Exception):
+    """Raised out of :meth:`WSManService.handle` only inside :meth:`WSManService.pull_wait_allowed`:
+    an empty event Pull that may still wait ``seconds`` for events (DSP0226 10.2.9.4)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
+
+
+#: Seconds an event Pull has waited so far; None outside handle_or_wait (then no waiting at all).
+_WAITED: ContextVar[float | None] = ContextVar("wmh_pull_waited", default=None)
+
+
 class WSManService:
     """Dispatches WS-Man requests to the CIM store."""
 
@@ -130,8 +154,9 @@ class WSManService:
         kwargs = {"clock": clock} if clock is not None else {}
         self.enumerations: EnumerationRegistry[ENUM_ITEM] = EnumerationRegistry(
             config.enumeration_expiry, config.max_enumerations, **kwargs)
-        #: Event subscriptions over the store (DSP0226 10; MS-WMOD 3.3).
-        self.events = EventSource(store, clock=clock) if clock is not None else EventSource(store)
+        #: Event subscriptions over the store (DSP0226 10; MS-WMOD 3.3); config.event_clock drives them.
+        event_clock = clock if clock is not None else config.event_clock
+        self.events = EventSource(store, clock=event_clock) if event_clock is not None else EventSource(store)
         self._handlers: dict[str, Callable[[Envelope, Principal], bytes]] = {
             Action.GET: self._get,
             Action.PUT: self._put,
@@ -164,10 +189,34 @@ class WSManService:
             return HTTP_FAULT, self._fault(fault, relates_to)
         except _Reply as reply:
             return HTTP_FAULT, reply.body
+        except PullWaitRequested:
+            raise  # only inside pull_wait_allowed
         except Exception as exc:  # a defect of the mock: still a fault, and logged for us
             log.exception("internal error in the mock WS-Man service")
             internal = make_fault("InternalError", f"The mock failed internally: {type(exc).__name__}")
             return HTTP_FAULT, self._fault(internal, relates_to)
+
+    def handle_or_wait(self, data: bytes, principal: Principal, waited: float = 0.0) -> tuple[int, bytes] | PullWait:
+        """Like :meth:`handle`, but an empty Pull on a Pull-mode subscription may answer
+        :class:`PullWait`: the HTTP layer waits (without blocking its loop) until an event arrives or
+        ``PullWait.seconds`` pass, then asks again with the seconds ``waited`` so far; once MaxTime
+        (else OperationTimeout) is used up the answer is w:TimedOut (DSP0226 10.2.9.4)."""
+        with self.pull_wait_allowed(waited):
+            try:
+                return self.handle(data, principal)
+            except PullWaitRequested as wait:
+                return PullWait(wait.seconds)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def pull_wait_allowed(waited: float) -> Iterator[None]:
+        """Within this block an empty event Pull that has waited ``waited`` seconds so far raises
+        :class:`PullWaitRequested` out of :meth:`handle` instead of answering w:TimedOut early."""
+        token = _WAITED.set(waited)
+        try:
+            yield
+        finally:
+            _WAITED.reset(token)
 
     def handle_identify_only(self, data: bytes) -> tuple[int, bytes]:
         """Unauthenticated requests (``WSMANIDENTIFY: unauthenticated``) may only Identify (MS-WSMV 3.1.4.16)."""
@@ -487,8 +536,12 @@ class WSManService:
 
         Pull delivery (DSP0226 10.2.9.4) is served by :meth:`_pull_events`; the push modes (Push,
         PushWithAck, Events; DSP0226 10.2.9.1-10.2.9.3) queue here and are POSTed to NotifyTo by
-        the HTTP layer's :class:`~harness.targets.mock.event_pusher.EventPusher`. NotifyTo must be an
-        http(s) address (the only transports of MS-WSMV 2.1).
+        the HTTP layer's :class:`~harness.targets.mock.event_pusher.EventPusher`, as are
+        SubscriptionEnd messages to EndTo (DSP0226 10.6). NotifyTo and EndTo must be http(s)
+        addresses (the only transports of MS-WSMV 2.1). Refusals use the WS-Eventing faults
+        (WS-Eventing 2004/08 4; DSP0226 14.6): e:FilteringRequestedUnavailable for another filter
+        dialect, w:CannotProcessFilter for a missing or unusable filter (DSP0226 10.2.2),
+        e:InvalidExpirationTime, w:InvalidBookmark (DSP0226 10.2.6).
         """
         resource = self._resource(env)
         request = ev.parse_subscribe_request(env)
@@ -497,18 +550,21 @@ class WSManService:
                 notify is None or not notify.address.lower().startswith(("http://", "https://"))):
             raise make_fault("UnsupportedFeature", "NotifyTo must be an http or https address.",
                              detail=FaultDetail.ADDRESSING_MODE)
+        if request.end_to is not None and not request.end_to.address.lower().startswith(("http://", "https://")):
+            raise make_fault("UnsupportedFeature", "EndTo must be an http or https address.",
+                             detail=FaultDetail.ADDRESSING_MODE)
         if request.filter_dialect not in (None, FILTER_WQL):
-            raise make_fault("FilterDialectRequestedUnavailable",
+            raise make_fault("FilteringRequestedUnavailable",
                              f"The filter dialect {request.filter_dialect} is not supported.")
         if not request.filter_text or not request.filter_text.strip():
-            raise make_fault("CannotProcessFilter", "Subscribe needs a WQL event query filter.")
+            raise make_fault("CannotProcessFilterWsman", "Subscribe needs a WQL event query filter.")
         expires = ev.expires_in(request.expires) if request.expires is not None else None
         try:
             sub = self.events.subscribe(resource.namespace, resource.uri, request.filter_text, request.delivery,
                                         expires=expires, bookmark=request.bookmark,
-                                        send_bookmarks=request.send_bookmarks)
+                                        send_bookmarks=request.send_bookmarks, end_to=request.end_to)
         except EventSourceError as exc:
-            raise make_fault(exc.fault, exc.reason) from None
+            raise _eventing_fault(exc) from None
         remaining = self.events.remaining(sub)
         manager = ev.SubscriptionManager(address=env.header.to or ANONYMOUS, identifier=sub.identifier,
                                          resource_uri=resource.uri)
@@ -523,14 +579,14 @@ class WSManService:
         return sub
 
     def _renew(self, env: Envelope, principal: Principal) -> bytes:
-        """Renew (DSP0226 10.5): a new expiry counted from now."""
+        """Renew (DSP0226 10.5): a new expiry counted from now; a subscription that is gone cannot
+        be renewed (e:UnableToRenew, WS-Eventing 2004/08 3.2)."""
         request = ev.parse_renew_request(env)
-        self._manager_target(request)
         expires = ev.expires_in(request.expires) if request.expires is not None else None
         try:
             granted = self.events.renew(request.identifier, expires)
         except EventSourceError as exc:
-            raise make_fault(exc.fault, exc.reason) from None
+            raise _eventing_fault(exc) from None
         return ev.build_renew_response(env.header.message_id, ev.format_expires(granted))
 
     def _get_status(self, env: Envelope, principal: Principal) -> bytes:
@@ -541,35 +597,63 @@ class WSManService:
                                             None if remaining is None else ev.format_expires(remaining))
 
     def _unsubscribe(self, env: Envelope, principal: Principal) -> bytes:
-        """Unsubscribe (DSP0226 10.4): the subscription and its queue are gone."""
+        """Unsubscribe (MS-WSMV 3.1.4.7; DSP0226 10.4): the subscription and its queue are gone."""
         request = ev.parse_unsubscribe_request(env)
         if not self.events.unsubscribe(request.identifier):
             raise make_fault("DestinationUnreachable", "The subscription does not exist or has expired.")
         return ev.build_unsubscribe_response(env.header.message_id)
 
+    def _pull_budget(self, env: Envelope, request: msg.PullRequest) -> float:
+        """How long an empty event Pull may wait: MaxTime, else OperationTimeout, bounded by the
+        service's MaxTimeout (DSP0226 8.3, 10.2.9.4)."""
+        budget = self.config.max_timeout
+        if request.max_time is not None:
+            budget = parse_duration(request.max_time)
+        elif env.header.operation_timeout is not None:
+            budget = env.header.operation_timeout
+        return max(0.0, min(budget, self.config.max_timeout))
+
     def _pull_events(self, env: Envelope, sub: Subscription, request: msg.PullRequest) -> bytes:
         """Pull on a Pull-mode subscription (DSP0226 10.2.9.4): the queued events in order as items,
-        never EndOfSequence (the subscription stays). With nothing queued the service answers
-        w:TimedOut (DSP0226 10.2.9.4); this sans-IO handler does not wait for MaxTime."""
+        never EndOfSequence (the subscription stays), preceded by a wsman:DroppedEvents item when the
+        bounded queue overflowed (DSP0226 10.9). With nothing queued the Pull waits -- through
+        :meth:`handle_or_wait`, without blocking -- until an event arrives; when the Heartbeats
+        interval passes first the answer is a heartbeat (DSP0226 10.2.5), when MaxTime passes
+        first w:TimedOut (DSP0226 10.2.9.4). Plain :meth:`handle` never waits."""
         events = self.events.take(sub, request.max_elements or 1)
         if not events:
+            due = self.events.heartbeat_due(sub)
+            if due is not None and due <= 0:
+                self.events.mark_activity(sub)
+                bookmark = self.events.bookmark(sub) if sub.send_bookmarks else None
+                return ev.build_pull_heartbeat(env.header.message_id, sub.context, bookmark=bookmark)
+            waited = _WAITED.get()
+            if waited is not None:
+                remaining = self._pull_budget(env, request) - waited
+                if remaining > 0:
+                    raise PullWaitRequested(remaining if due is None else min(remaining, due))
             raise make_fault("TimedOut", "No events arrived for the subscription within the time allowed.")
         budget = self._limit(env) - ENVELOPE_OVERHEAD
         delivered: list[ev.DeliveredEvent] = []
+        dropped = self.events.take_dropped(sub)
+        if dropped:
+            delivered.append(ev.dropped_events_item(ev.DroppedEvents(Action.EVENT, dropped)))
         used = 0
         for i, event in enumerate(events):
             element = instance_to_element(event.instance, RESOURCE_WMI_PREFIX + sub.namespace + "/"
                                           + event.event_class)
             size = len(etree.tostring(element))
             if used + size > budget:
-                if not delivered:
+                if i == 0:
                     self.events.put_back(sub, events)
+                    sub.dropped += dropped
                     raise make_fault("EncodingLimit", "One event is larger than the MaxEnvelopeSize of the request.",
                                      detail=FaultDetail.MAX_ENVELOPE_SIZE_EXCEEDED)
                 self.events.put_back(sub, events[i:])
                 break
             used += size
             delivered.append(ev.DeliveredEvent(Action.EVENT, element))
+        self.events.mark_activity(sub)
         bookmark = self.events.bookmark(sub) if sub.send_bookmarks else None
         return ev.build_event_pull_response(env.header.message_id, sub.context, delivered, bookmark=bookmark)
 
@@ -622,6 +706,13 @@ def _decode_fault(exc: WSManDecodeError) -> WSManFault:
     return make_fault(name, f"{FAULTS[name].reason} {exc.reason}".strip())
 
 
+def _eventing_fault(exc: EventSourceError) -> WSManFault:
+    """The fault for a refusal of the event source: the WS-Eventing / WS-Management catalogue entry
+    it names; an unusable event filter is w:CannotProcessFilter (DSP0226 10.2.2)."""
+    name = "CannotProcessFilterWsman" if exc.fault == "CannotProcessFilter" else exc.fault
+    return make_fault(name, exc.reason, detail=exc.detail)
+
+
 def _cim_fault(exc: CimError) -> WSManFault:
     name = CIM_FAULTS.get(exc.status, "InternalError")
     code = WBEM_STATUS.get(exc.status, 0x80041001)
@@ -662,4 +753,4 @@ def _differs(a: Any, b: Any) -> bool:
     return bool(a != b)
 
 
-__all__ = ["HTTP_FAULT", "HTTP_OK", "Header", "Principal", "WSManService"]
+__all__ = ["HTTP_FAULT", "HTTP_OK", "Header", "Principal", "PullWait", "PullWaitRequested", "WSManService"]

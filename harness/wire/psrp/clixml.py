@@ -146,6 +146,11 @@ def ps_enum(type_name: str, value: int, to_string: str) -> PSObject:
 
 
 def _primitive_equal(a: Any, b: Any) -> bool:
+    # Int32 and int are the same <I32> on the wire; the decoder returns plain int.
+    if type(a) is Int32:
+        a = int(a)
+    if type(b) is Int32:
+        b = int(b)
     if type(a) is not type(b):
         return False
     if isinstance(a, float):
@@ -283,9 +288,7 @@ def _format_single(value: Single) -> str:
 
 def _format_datetime(value: dt.datetime, extra_ticks: int) -> str:
     """MS-PSRP 2.2.5.1.4: XML Schema dateTime with up to 7 fractional digits; ``Z`` for UTC, ``+hh:mm`` otherwise."""
-    text = (
-        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
-    )
+    text = f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
     ticks = value.microsecond * 10 + extra_ticks
     if ticks:
         text += "." + f"{ticks:07d}".rstrip("0")
@@ -329,9 +332,14 @@ def _format_duration(ticks: int) -> str:
 
 
 def _format_decimal(value: decimal.Decimal) -> str:
+    """``System.Decimal`` text (MS-PSRP 2.2.5.1.16): at most 29 integer digits and a scale of at most 28."""
     if not value.is_finite():
         raise PsrpEncodeError("Decimal must be finite")
-    return format(value, "f")
+    text = format(value, "f")
+    integer, _, fraction = text.lstrip("-").partition(".")
+    if len(integer) > 29 or len(fraction) > 28:
+        raise PsrpEncodeError(f"Decimal {text[:40]} is outside System.Decimal range/scale")
+    return text
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -526,9 +534,7 @@ _INT_RE = re.compile(r"\A[+-]?[0-9]{1,40}\Z")
 _FLOAT_RE = re.compile(r"\A[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?\Z")
 _DECIMAL_RE = re.compile(r"\A[+-]?(?:[0-9]{1,40}(?:\.[0-9]{0,40})?|\.[0-9]{1,40})(?:[eE][+-]?[0-9]{1,3})?\Z")
 _GUID_RE = re.compile(r"\A[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\Z")
-_DT_RE = re.compile(
-    r"\A(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,7}))?(Z|[+-]\d{2}:\d{2})?\Z"
-)
+_DT_RE = re.compile(r"\A(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,7}))?(Z|[+-]\d{2}:\d{2})?\Z")
 _TS_RE = re.compile(r"\A(-)?P(?:(\d{1,9})D)?(?:T(?:(\d{1,12})H)?(?:(\d{1,14})M)?(?:(\d{1,16})(?:\.(\d{1,7}))?S)?)?\Z")
 
 
@@ -615,13 +621,13 @@ def _dec_datetime(text: str) -> dt.datetime | DateTime:
     zone = match.group(8)
     tzinfo: dt.tzinfo | None = None
     if zone == "Z":
-        tzinfo = dt.timezone.utc
+        tzinfo = dt.UTC
     elif zone is not None:
         hours, minutes = int(zone[1:3]), int(zone[4:6])
         if hours > 14 or minutes > 59:
             raise PsrpDecodeError(f"invalid DateTime offset {zone!r}")
         offset = dt.timedelta(hours=hours, minutes=minutes)
-        tzinfo = dt.timezone.utc if not offset else dt.timezone(offset if zone[0] == "+" else -offset)
+        tzinfo = dt.UTC if not offset else dt.timezone(offset if zone[0] == "+" else -offset)
     try:
         value = dt.datetime(year, month, day, hour, minute, second, ticks // 10, tzinfo=tzinfo)
     except ValueError as exc:
@@ -715,7 +721,7 @@ def parse_xml(data: bytes | str, max_size: int) -> etree._Element:
         raise PsrpDecodeError(f"malformed XML: {exc}") from exc
     if root is None:
         raise PsrpDecodeError("empty XML document")
-    if root.getroottree().docinfo.doctype:
+    if getattr(root.getroottree().docinfo, "doctype", ""):
         raise PsrpDecodeError("DTDs are not allowed in CLIXML")
     return root
 

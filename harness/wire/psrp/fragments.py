@@ -64,7 +64,7 @@ class Fragment:
         return FRAGMENT_HEADER.pack(self.object_id, self.fragment_id, flags, len(self.blob)) + self.blob
 
 
-def unpack_fragment(data: bytes, offset: int = 0) -> tuple[Fragment, int]:
+def unpack_fragment(data: bytes | bytearray, offset: int = 0) -> tuple[Fragment, int]:
     """Decode the fragment at ``offset``; returns it and the offset just past it (MS-PSRP 2.2.4)."""
     if len(data) - offset < FRAGMENT_HEADER_SIZE:
         raise PsrpDecodeError(f"truncated fragment header at offset {offset}")
@@ -114,9 +114,7 @@ class Fragmenter:
         self.next_object_id = first_object_id
 
     @classmethod
-    def for_envelope(
-        cls, max_envelope_size: int, envelope_overhead: int = DEFAULT_ENVELOPE_OVERHEAD
-    ) -> Fragmenter:
+    def for_envelope(cls, max_envelope_size: int, envelope_overhead: int = DEFAULT_ENVELOPE_OVERHEAD) -> Fragmenter:
         return cls(max_fragment_size(max_envelope_size, envelope_overhead))
 
     def fragments(self, message: bytes) -> list[Fragment]:
@@ -239,8 +237,9 @@ class Defragmenter:
                     " (missing or out-of-order fragment)"
                 )
             if fragment.fragment_id != 0:
-                raise PsrpDecodeError(f"start fragment of ObjectId {fragment.object_id} has FragmentId "
-                                      f"{fragment.fragment_id}, expected 0")
+                raise PsrpDecodeError(
+                    f"start fragment of ObjectId {fragment.object_id} has FragmentId {fragment.fragment_id}, expected 0"
+                )
             if fragment.object_id <= self._highest_object_id and self.strict_object_order:
                 raise PsrpDecodeError(
                     f"ObjectId {fragment.object_id} not greater than {self._highest_object_id}"

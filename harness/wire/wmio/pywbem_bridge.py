@@ -121,7 +121,7 @@ def flavor_of(q: pywbem.CIMQualifier) -> int:
 def _qualifier_value(value: Any, cim_type: str) -> tuple[CimType, Value, bool]:
     if isinstance(value, list):
         items = [_scalar_to_wmi(v, cim_type) for v in value]
-        return wmi_type_of(cim_type), items, True  # type: ignore[return-value]
+        return wmi_type_of(cim_type), items, True
     return wmi_type_of(cim_type), _scalar_to_wmi(value, cim_type), False
 
 

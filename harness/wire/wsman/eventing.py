@@ -4,7 +4,8 @@ Subscribe / SubscribeResponse (DSP0226 10.2; MS-WSMV 3.1.4.6, which adds nothing
 except the common rules of MS-WSMV 3.1.4.1), GetStatus (DSP0226 10.3), Unsubscribe (DSP0226 10.4),
 Renew (DSP0226 10.5), SubscriptionEnd (DSP0226 10.6), acknowledgement of delivery (DSP0226 10.7),
 heartbeats (DSP0226 10.2.5), bookmarks (DSP0226 10.2.6), delivery modes (DSP0226 10.2.9.x) and
-dropped events (DSP0226 10.9).
+dropped events (DSP0226 10.9), and the ``SubscriptionType`` enumeration items of publisher-initiated
+subscriptions (MS-WSMV 2.2.4.41, 3.1.4.1.30).
 
 The subscription manager EPR carries the subscription identifier as a reference parameter
 ``wse:Identifier``; by WS-Addressing 2004/08 3.3 the client copies it into the header of Renew,
@@ -22,7 +23,7 @@ from datetime import UTC, datetime
 from lxml import etree
 
 from .duration import format_duration, parse_duration
-from .envelope import S_BODY, S_ENVELOPE, S_HEADER, Envelope
+from .envelope import S_BODY, S_ENVELOPE, S_HEADER, Envelope, parse_envelope
 from .errors import WSManDecodeError
 from .header import (
     A_ADDRESS,
@@ -52,6 +53,10 @@ BOOKMARK_EARLIEST = "http://schemas.dmtf.org/wbem/wsman/1/wsman/bookmark/earlies
 END_DELIVERY_FAILURE = "http://schemas.xmlsoap.org/ws/2004/08/eventing/DeliveryFailure"
 END_SOURCE_SHUTTING_DOWN = "http://schemas.xmlsoap.org/ws/2004/08/eventing/SourceShuttingDown"
 END_SOURCE_CANCELLING = "http://schemas.xmlsoap.org/ws/2004/08/eventing/SourceCancelling"
+#: Publisher-initiated subscriptions (MS-WSMV 3.1.4.1.30): the resource the publisher enumerates on
+#: the collector, and the namespace of the SubscriptionType items (MS-WSMV 2.2.4.41).
+RESOURCE_SUBSCRIPTION_MANAGER = "http://schemas.microsoft.com/wbem/wsman/1/SubscriptionManager/Subscription"
+NS_SUBSCRIPTION = "http://schemas.microsoft.com/wbem/wsman/1/subscription"
 
 # --- element names ----------------------------------------------------------------------------
 E_SUBSCRIBE = qn(NS_EVENTING, "Subscribe")
@@ -86,6 +91,10 @@ N_CONTEXT = qn(NS_ENUMERATION, "EnumerationContext")
 N_PULL_RESPONSE = qn(NS_ENUMERATION, "PullResponse")
 N_ITEMS = qn(NS_ENUMERATION, "Items")
 _LANG = qn(NS_XML, "lang")
+M_SUBSCRIPTION = qn(NS_SUBSCRIPTION, "Subscription")
+M_VERSION = qn(NS_SUBSCRIPTION, "Version")
+#: Bound on the Subscribe envelope carried by one SubscriptionType item.
+MAX_SUBSCRIPTION_BYTES = 256 * 1024
 
 _MAX_UINT = 2**32 - 1
 #: Bound on events decoded from one message (no unbounded allocation on hostile input).
@@ -197,6 +206,10 @@ class EventMessage:
     message_id: str | None = None
     context: str | None = None
     batched: bool = False
+    #: A Pull-mode heartbeat: PullResponse without items, wsa:Action wsman:Heartbeat (DSP0226 10.2.5).
+    heartbeat: bool = False
+    #: wsman:DroppedEvents reported among the items of a Pull-mode PullResponse (DSP0226 10.9).
+    dropped: list[DroppedEvents] = field(default_factory=list)
 
 
 @dataclass
@@ -304,7 +317,8 @@ def expires_in(text: str, now: datetime | None = None) -> float:
     try:
         when = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise WSManDecodeError(f"Expires is neither xs:duration nor xs:dateTime: {value[:64]!r}") from None
+        raise WSManDecodeError(f"Expires is neither xs:duration nor xs:dateTime: {value[:64]!r}",
+                               fault="UnsupportedExpirationType") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return (when - (now or datetime.now(UTC))).total_seconds()
@@ -377,7 +391,7 @@ def build_subscribe_request(header: Header, req: SubscribeRequest) -> bytes:
 def _read_delivery(el: _Element) -> Delivery:
     mode = (el.get("Mode") or DELIVERY_PUSH).strip()  # WS-Eventing 3.1: Push is the default
     if mode not in DELIVERY_MODES:
-        raise WSManDecodeError(f"unsupported delivery mode {mode[:80]!r}", fault="UnsupportedFeature")
+        raise WSManDecodeError(f"unsupported delivery mode {mode[:80]!r}", fault="DeliveryModeRequestedUnavailable")
     d = Delivery(mode=mode)
     for c in _children(el):
         if c.tag == E_NOTIFY_TO:
@@ -416,7 +430,7 @@ def parse_subscribe_request(env: Envelope) -> SubscribeRequest:
         elif c.tag in (W_FILTER, E_FILTER):
             if _children(c):
                 raise WSManDecodeError("only text filters (WQL) are supported in Subscribe",
-                                       fault="CannotProcessFilter")
+                                       fault="FilteringRequestedUnavailable")
             out.filter_dialect = c.get("Dialect")
             out.filter_text = c.text or ""
         elif c.tag == W_BOOKMARK:
@@ -424,7 +438,7 @@ def parse_subscribe_request(env: Envelope) -> SubscribeRequest:
         elif c.tag == W_SEND_BOOKMARKS:
             out.send_bookmarks = True
     if delivery is None:
-        raise WSManDecodeError("Subscribe without wse:Delivery (WS-Eventing 2004/08 3.1)")
+        raise WSManDecodeError("Subscribe without wse:Delivery (WS-Eventing 2004/08 3.1)", fault="InvalidMessage")
     out.delivery = delivery
     return out
 
@@ -672,17 +686,90 @@ def build_event_pull_response(relates_to: str | None, context: str | None, event
     return _build(header, [root], _delivery_headers(bookmark, False, None))
 
 
+def build_pull_heartbeat(relates_to: str | None, context: str | None, *, bookmark: str | None = None,
+                         message_id: str | None = None) -> bytes:
+    """Heartbeat of a Pull-mode subscription (DSP0226 10.2.5): the answer to a Pull during which no
+    event arrived for the Heartbeats interval -- a PullResponse with the context and no items whose
+    wsa:Action is wsman:Heartbeat."""
+    root = etree.Element(N_PULL_RESPONSE, nsmap={"n": NS_ENUMERATION, "w": NS_WSMAN})
+    if context is not None:
+        _sub(root, N_CONTEXT, context)
+    header = response_header(Action.HEARTBEAT, relates_to, message_id=message_id)
+    return _build(header, [root], _delivery_headers(bookmark, False, None))
+
+
+def dropped_events_item(dropped: DroppedEvents) -> DeliveredEvent:
+    """``wsman:DroppedEvents`` as one item of a Pull-mode PullResponse (DSP0226 10.9)."""
+    root = etree.Element(W_DROPPED_EVENTS, nsmap={"w": NS_WSMAN})
+    root.set("Action", dropped.action)
+    root.text = str(dropped.count)
+    return DeliveredEvent(Action.DROPPED_EVENTS, root)
+
+
 def parse_event_pull_response(env: Envelope) -> EventMessage:
-    """Decode a Pull-mode PullResponse (DSP0226 10.2.9.4)."""
-    _expect(env, Action.PULL_RESPONSE)
+    """Decode a Pull-mode PullResponse (DSP0226 10.2.9.4), or its heartbeat form (DSP0226 10.2.5);
+    ``wsman:DroppedEvents`` items (DSP0226 10.9) go to :attr:`EventMessage.dropped`."""
+    heartbeat = env.header.action == Action.HEARTBEAT
+    if not heartbeat:
+        _expect(env, Action.PULL_RESPONSE)
     p = _payload(env, N_PULL_RESPONSE)
-    out = EventMessage(bookmark=bookmark_of(env), message_id=env.header.message_id or None)
+    out = EventMessage(bookmark=bookmark_of(env), message_id=env.header.message_id or None, heartbeat=heartbeat)
     for c in _children(p):
         if c.tag == N_CONTEXT:
             out.context = _text(c) or None
         elif c.tag == N_ITEMS:
-            out.events = _read_event_list(c)
+            for event in _read_event_list(c):
+                if event.action == Action.DROPPED_EVENTS and event.element.tag == W_DROPPED_EVENTS:
+                    out.dropped.append(DroppedEvents((event.element.get("Action") or "").strip(),
+                                                     _uint(event.element, "DroppedEvents")))
+                else:
+                    out.events.append(event)
+    if heartbeat and out.events:
+        raise WSManDecodeError("a Pull-mode heartbeat carries no events (DSP0226 10.2.5)")
     return out
+
+
+# ================================================================================ publisher-initiated
+@dataclass
+class PublishedSubscription:
+    """One ``SubscriptionType`` enumeration item (MS-WSMV 2.2.4.41): a Version GUID that changes
+    whenever the subscription changes, and a complete SOAP envelope holding the Subscribe request the
+    publisher honours (MS-WSMV 3.1.4.1.30; the Subscribe message of MS-WSMV 3.1.4.6)."""
+
+    version: str
+    envelope: Envelope
+    raw: bytes = b""
+
+
+def build_subscription_item(version: str, subscribe_envelope: bytes) -> _Element:
+    """``<m:Subscription><m:Version/><s:Envelope>Subscribe...</s:Envelope></m:Subscription>``
+    (MS-WSMV 2.2.4.41), from a Subscribe envelope built with :func:`build_subscribe_request`."""
+    if len(subscribe_envelope) > MAX_SUBSCRIPTION_BYTES:
+        raise ValueError("the Subscribe envelope is too large for one subscription item")
+    inner = etree.fromstring(subscribe_envelope, parser=etree.XMLParser(resolve_entities=False, no_network=True))
+    if inner.tag != S_ENVELOPE:
+        raise ValueError("a subscription item must carry a SOAP envelope")
+    root = etree.Element(M_SUBSCRIPTION, nsmap={"m": NS_SUBSCRIPTION})
+    _sub(root, M_VERSION, version)
+    root.append(inner)
+    return root
+
+
+def parse_subscription_item(el: _Element) -> PublishedSubscription:
+    """Decode one SubscriptionType item (MS-WSMV 2.2.4.41); the embedded envelope must be a
+    Subscribe request (checked with :func:`parse_subscribe_request`)."""
+    if el.tag != M_SUBSCRIPTION:
+        raise WSManDecodeError(f"expected a subscription item, got {el.tag!r}")
+    version_el = el.find(M_VERSION)
+    inner = el.find(S_ENVELOPE)
+    if version_el is None or not _text(version_el) or inner is None:
+        raise WSManDecodeError("a subscription item needs Version and a SOAP Envelope (MS-WSMV 2.2.4.41)")
+    raw = etree.tostring(inner)
+    if len(raw) > MAX_SUBSCRIPTION_BYTES:
+        raise WSManDecodeError("the subscription item's envelope is too large", fault="EncodingLimit")
+    env = parse_envelope(raw, max_size=MAX_SUBSCRIPTION_BYTES, understood_headers=EVENTING_HEADERS)
+    parse_subscribe_request(env)
+    return PublishedSubscription(_text(version_el), env, raw)
 
 
 # ================================================================================ Heartbeat, DroppedEvents, Ack

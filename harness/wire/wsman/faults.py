@@ -68,12 +68,22 @@ ERROR_WSMAN_ENUMERATE_FILTER_DIALECT_REQUESTED_UNAVAILABLE: Final = 0x80338019
 ERROR_WSMAN_ENUMERATE_CANNOT_PROCESS_FILTER: Final = 0x8033801A
 ERROR_WSMAN_ENUMERATE_INVALID_ENUMERATION_CONTEXT: Final = 0x8033801B
 ERROR_WSMAN_ENUMERATE_TIMED_OUT: Final = 0x8033801C
+# WS-Eventing faults (wsmerror.h, in the order Windows numbers them)
+ERROR_WSMAN_EVENTING_DELIVERY_MODE_REQUESTED_UNAVAILABLE: Final = 0x8033801E  # 2150858782
+ERROR_WSMAN_EVENTING_INVALID_EXPIRATION_TIME: Final = 0x8033801F
+ERROR_WSMAN_EVENTING_UNSUPPORTED_EXPIRATION_TYPE: Final = 0x80338020
+ERROR_WSMAN_EVENTING_FILTERING_NOT_SUPPORTED: Final = 0x80338021
+ERROR_WSMAN_EVENTING_FILTERING_REQUESTED_UNAVAILABLE: Final = 0x80338022
+ERROR_WSMAN_EVENTING_SOURCE_UNABLE_TO_PROCESS: Final = 0x80338023
+ERROR_WSMAN_EVENTING_UNABLE_TO_RENEW: Final = 0x80338024
+ERROR_WSMAN_EVENTING_INVALID_MESSAGE: Final = 0x80338025  # 2150858789
 ERROR_WSMAN_INVALID_SOAP_BODY: Final = 0x80338027
 ERROR_WSMAN_OPERATION_TIMEDOUT: Final = 0x80338029  # 2150858793
 ERROR_WSMAN_ACTION_MISMATCH: Final = 0x80338031
 ERROR_WSMAN_CONCURRENCY: Final = 0x80338032
 ERROR_WSMAN_ALREADY_EXISTS: Final = 0x80338033
 ERROR_WSMAN_ENCODING_LIMIT: Final = 0x80338035
+ERROR_WSMAN_INVALID_BOOKMARK: Final = 0x80338038  # 2150858808
 ERROR_WSMAN_INVALID_OPTIONS: Final = 0x80338039
 ERROR_WSMAN_INVALID_PARAMETER: Final = 0x8033803A
 ERROR_WSMAN_INVALID_RESOURCE_URI: Final = 0x8033803B
@@ -126,6 +136,9 @@ class FaultDetail:
     NOT_SUPPORTED: Final = FAULT_DETAIL_PREFIX + "NotSupported"
     INVALID_FRAGMENT: Final = FAULT_DETAIL_PREFIX + "InvalidFragment"
     READ_ONLY: Final = FAULT_DETAIL_PREFIX + "ReadOnly"
+    #: wsman:InvalidBookmark details (DSP0226 10.2.6): the bookmark is too old, or not one of the service's.
+    EXPIRED: Final = FAULT_DETAIL_PREFIX + "Expired"
+    INVALID: Final = FAULT_DETAIL_PREFIX + "Invalid"
 
 
 @dataclass(frozen=True)
@@ -181,6 +194,7 @@ _A = Action.FAULT_ADDRESSING
 _W = Action.FAULT_WSMAN
 _N = Action.FAULT_ENUMERATION
 _X = Action.FAULT_TRANSFER
+_E = Action.FAULT_EVENTING
 
 _CATALOGUE: tuple[FaultTemplate, ...] = (
     # SOAP 1.2 part 1 5.4.6 / 5.4.8
@@ -227,6 +241,32 @@ _CATALOGUE: tuple[FaultTemplate, ...] = (
     FaultTemplate("EnumerationTimedOut", "s:Receiver", "n:TimedOut",
                   "The pull operation did not get any data in the MaxTime duration.", _N, None,
                   ERROR_WSMAN_ENUMERATE_TIMED_OUT),
+    # WS-Eventing 2004/08 section 4 faults as DSP0226 14.6 profiles them (wse:*); the names of the
+    # two that clash with WS-Enumeration carry an "Eventing" prefix in this catalogue.
+    FaultTemplate("DeliveryModeRequestedUnavailable", "s:Sender", "e:DeliveryModeRequestedUnavailable",
+                  "The WS-Management service does not support the delivery mode for the specified resource.",
+                  _E, None, ERROR_WSMAN_EVENTING_DELIVERY_MODE_REQUESTED_UNAVAILABLE),
+    FaultTemplate("InvalidExpirationTime", "s:Sender", "e:InvalidExpirationTime",
+                  "The expiration time of the subscription is invalid: zero, not supported or in the past.",
+                  _E, None, ERROR_WSMAN_EVENTING_INVALID_EXPIRATION_TIME),
+    FaultTemplate("UnsupportedExpirationType", "s:Sender", "e:UnsupportedExpirationType",
+                  "The expiration time specified for the subscription has a type the service does not support.",
+                  _E, None, ERROR_WSMAN_EVENTING_UNSUPPORTED_EXPIRATION_TYPE),
+    FaultTemplate("EventingFilteringNotSupported", "s:Sender", "e:FilteringNotSupported",
+                  "The event source does not support filtering.", _E, None,
+                  ERROR_WSMAN_EVENTING_FILTERING_NOT_SUPPORTED),
+    FaultTemplate("FilteringRequestedUnavailable", "s:Sender", "e:FilteringRequestedUnavailable",
+                  "The event source cannot process the specified filter.", _E, None,
+                  ERROR_WSMAN_EVENTING_FILTERING_REQUESTED_UNAVAILABLE),
+    FaultTemplate("EventSourceUnableToProcess", "s:Receiver", "e:EventSourceUnableToProcess",
+                  "The event source cannot process the subscription.", _E, None,
+                  ERROR_WSMAN_EVENTING_SOURCE_UNABLE_TO_PROCESS),
+    FaultTemplate("UnableToRenew", "s:Receiver", "e:UnableToRenew",
+                  "The event source cannot renew the subscription.", _E, None,
+                  ERROR_WSMAN_EVENTING_UNABLE_TO_RENEW),
+    FaultTemplate("InvalidMessage", "s:Sender", "e:InvalidMessage",
+                  "The request message has unknown or invalid content and cannot be processed.", _E, None,
+                  ERROR_WSMAN_EVENTING_INVALID_MESSAGE),
     # WS-Management (DSP0226 14.6: wsman:*)
     FaultTemplate("AccessDenied", "s:Sender", "w:AccessDenied",
                   "The sender was not authorized to access the resource.", _W, None, ERROR_ACCESS_DENIED),
@@ -249,6 +289,9 @@ _CATALOGUE: tuple[FaultTemplate, ...] = (
     FaultTemplate("InvalidBody", "s:Sender", "w:InvalidBody",
                   "The WS-Management service cannot process the request because the request packet does not "
                   "have a valid SOAP body.", _W, None, ERROR_WSMAN_INVALID_SOAP_BODY),
+    FaultTemplate("InvalidBookmark", "s:Sender", "w:InvalidBookmark",
+                  "The bookmark in the subscription is invalid: it may be expired or corrupted (DSP0226 10.2.6).",
+                  _W, FaultDetail.INVALID, ERROR_WSMAN_INVALID_BOOKMARK),
     FaultTemplate("InvalidOptions", "s:Sender", "w:InvalidOptions",
                   "The WS-Management service cannot process the request because one or more options are not "
                   "valid.", _W, FaultDetail.NOT_SUPPORTED, ERROR_WSMAN_INVALID_OPTIONS),

@@ -96,7 +96,10 @@ class Action:
     GET_STATUS: Final = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/GetStatus"
     GET_STATUS_RESPONSE: Final = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/GetStatusResponse"
     ENUMERATION_END: Final = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/EnumerationEnd"
-    # WS-Eventing (DSP0226 10; MS-WSMV 3.1.4.11 - 3.1.4.13) -- constants only, codec comes later
+    # WS-Eventing (DSP0226 10; codec in eventing.py): Subscribe is MS-WSMV 3.1.4.6, Unsubscribe MS-WSMV
+    # 3.1.4.7; Renew (DSP0226 10.5) and GetStatus (DSP0226 10.3) have no section of their own in the
+    # MS-WSMV 3.1.4 operation table; events, heartbeats and publisher-initiated subscriptions are
+    # MS-WSMV 3.1.4.1.30 (SubscriptionType: MS-WSMV 2.2.4.41).
     SUBSCRIBE: Final = "http://schemas.xmlsoap.org/ws/2004/08/eventing/Subscribe"
     SUBSCRIBE_RESPONSE: Final = "http://schemas.xmlsoap.org/ws/2004/08/eventing/SubscribeResponse"
     EVENTING_RENEW: Final = "http://schemas.xmlsoap.org/ws/2004/08/eventing/Renew"

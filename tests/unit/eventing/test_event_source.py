@@ -219,7 +219,7 @@ def test_service_pull_after_expiry_is_invalid_enumeration_context() -> None:
      "UnsupportedFeature"),
     ({"wql": "SELECT * FROM Win32_Environment"}, "CannotProcessFilter"),
     ({"wql": "SELECT FROM WHERE"}, "CannotProcessFilter"),
-    ({"bookmark": "not-ours"}, "InvalidParameter"),
+    ({"bookmark": "not-ours"}, "InvalidBookmark"),
 ])
 def test_service_refusals(kw, subcode: str) -> None:  # type: ignore[no-untyped-def]
     s = Svc()
