@@ -55,11 +55,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from harness.cim.mof import default_store
-    from harness.targets.mock.config import MockConfig
     from harness.auth.errors import AuthError
     from harness.auth.policy import AuthPolicy, CbtHardening
     from harness.auth.tls import ServerTls, generate_self_signed
+    from harness.cim.mof import default_store
+    from harness.targets.mock.config import MockConfig
     from harness.targets.mock.http_server import serve_forever
 
     password = os.environ.get(args.password_env) if args.password_env else None

@@ -318,6 +318,7 @@ class _Collect:
     server: tuple[str, int]
     first_frame: int
     syn_seen: bool = False
+    syn_from: tuple[str, int] | None = None
     isn: dict[tuple[str, int], int] = field(default_factory=dict)
     segs: dict[tuple[str, int], list[Segment]] = field(default_factory=dict)
     fin: set[tuple[str, int]] = field(default_factory=set)
@@ -327,6 +328,31 @@ class _Collect:
 def _signed(d: int) -> int:
     d &= 0xFFFFFFFF
     return d - (1 << 32) if d >= 1 << 31 else d
+
+
+class _Coverage:
+    """Sorted, disjoint [start, end) byte ranges already received (bisect: O(log n) lookups)."""
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+
+    def contains(self, start: int, end: int) -> bool:
+        i = bisect_right(self.starts, start) - 1
+        return i >= 0 and end <= self.ends[i]
+
+    def add(self, start: int, end: int) -> None:
+        i = bisect_right(self.starts, start) - 1
+        if i >= 0 and self.ends[i] >= start:  # touches the range on the left
+            start = self.starts[i]
+        else:
+            i += 1
+        j = i
+        while j < len(self.starts) and self.starts[j] <= end:  # swallow ranges it reaches
+            end = max(end, self.ends[j])
+            j += 1
+        self.starts[i:j] = [start]
+        self.ends[i:j] = [end]
 
 
 def _assemble(segs: list[Segment], isn: int | None, fin: bool) -> HalfStream:
@@ -342,28 +368,17 @@ def _assemble(segs: list[Segment], isn: int | None, fin: bool) -> HalfStream:
         placed = [(o - base, f, p) for o, f, p in placed]
     # arrival-order classification: a segment entirely inside bytes already seen is a duplicate /
     # retransmission; one that starts below the highest byte seen but brings new bytes is out of order
-    covered: list[tuple[int, int]] = []
+    covered = _Coverage()
     highest = 0
     for start, _, payload in placed:
         end = start + len(payload)
-        if any(a <= start and end <= b for a, b in covered):
+        if covered.contains(start, end):
             half.duplicates += 1
             continue
         if start < highest:
             half.out_of_order += 1
         highest = max(highest, end)
-        if covered and covered[-1][1] >= start and covered[-1][0] <= start:
-            covered[-1] = (covered[-1][0], max(covered[-1][1], end))
-        else:
-            covered.append((start, end))
-            covered.sort()
-            merged: list[tuple[int, int]] = []
-            for a, b in covered:
-                if merged and a <= merged[-1][1]:
-                    merged[-1] = (merged[-1][0], max(merged[-1][1], b))
-                else:
-                    merged.append((a, b))
-            covered = merged
+        covered.add(start, end)
     placed.sort(key=lambda p: (p[0], -len(p[2])))
     expected = 0
     current: list[bytes] = []
@@ -388,6 +403,33 @@ def _assemble(segs: list[Segment], isn: int | None, fin: bool) -> HalfStream:
     return half
 
 
+def _new_connection(col: _Collect, side: tuple[str, int], syn_seq: int) -> bool:
+    """Does a SYN from ``side`` open a new connection on a 4-tuple already seen (port reuse)?
+
+    It does when that side's ISN is known and differs, or when the old connection ended and the
+    SYN's sequence number is nowhere near the data that side sent (a reordered capture can show a
+    FIN before its connection's SYN; that SYN still belongs to the connection).
+    """
+    if side in col.isn:
+        return col.isn[side] != syn_seq
+    if not (col.fin or col.reset):
+        return False
+    sent = col.segs.get(side)
+    return not sent or not 0 <= _signed(sent[0].seq - (syn_seq + 1)) < 1 << 30
+
+
+def _roles(col: _Collect) -> tuple[tuple[str, int], tuple[str, int]]:
+    """(client, server): the SYN sender; else the side answering ``HTTP/``; else the lower port serves."""
+    a, b = col.client, col.server
+    if col.syn_from is not None:
+        return col.syn_from, (b if col.syn_from == a else a)
+    for side, other in ((a, b), (b, a)):
+        first = next((s for s in col.segs.get(side, []) if s.payload), None)
+        if first is not None and first.payload.startswith(b"HTTP/"):
+            return other, side
+    return (a, b) if a[1] >= b[1] else (b, a)
+
+
 def reassemble(frames: list[Frame]) -> list[TcpStream]:
     """TCP streams of the frames, in order of their first packet."""
     open_streams: dict[frozenset[tuple[str, int]], _Collect] = {}
@@ -400,19 +442,17 @@ def reassemble(frames: list[Frame]) -> list[TcpStream]:
         key = frozenset((a, b))
         col = open_streams.get(key)
         is_syn = bool(seg.flags & TCP_SYN) and not seg.flags & TCP_ACK
-        if col is not None and is_syn and ((a in col.isn and col.isn[a] != seg.seq) or col.fin or col.reset):
+        if col is not None and is_syn and _new_connection(col, a, seg.seq):
             done.append(col)
             col = None
         if col is None:
-            index = len(done) + len(open_streams)
-            client, server = a, b
-            if not is_syn and (seg.payload.startswith(b"HTTP/") or (seg.flags & TCP_SYN and seg.flags & TCP_ACK)):
-                client, server = b, a
-            col = _Collect(index, client, server, frame.number)
+            col = _Collect(len(done) + len(open_streams), a, b, frame.number)
             open_streams[key] = col
         if seg.flags & TCP_SYN:
             col.isn[a] = seg.seq
             col.syn_seen = True
+            if is_syn:
+                col.syn_from = a
         if seg.flags & TCP_FIN:
             col.fin.add(a)
         if seg.flags & TCP_RST:
@@ -421,9 +461,10 @@ def reassemble(frames: list[Frame]) -> list[TcpStream]:
     collected = sorted(done + list(open_streams.values()), key=lambda c: c.first_frame)
     streams = []
     for i, col in enumerate(collected):
+        client, server = _roles(col)
         streams.append(TcpStream(
-            index=i, client=col.client, server=col.server, first_frame=col.first_frame, syn_seen=col.syn_seen,
-            to_server=_assemble(col.segs.get(col.client, []), col.isn.get(col.client), col.client in col.fin),
-            to_client=_assemble(col.segs.get(col.server, []), col.isn.get(col.server), col.server in col.fin),
+            index=i, client=client, server=server, first_frame=col.first_frame, syn_seen=col.syn_seen,
+            to_server=_assemble(col.segs.get(client, []), col.isn.get(client), client in col.fin),
+            to_client=_assemble(col.segs.get(server, []), col.isn.get(server), server in col.fin),
             reset=col.reset))
     return streams

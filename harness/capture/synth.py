@@ -267,7 +267,10 @@ def synthesise(exchanges: Sequence[Exchange], *, mss: int = DEFAULT_MSS, linktyp
         stream = _Stream(linktype, mss, client, server, cport, sport,
                          c_seq=seed, s_seq=(seed * 2654435761) & 0xFFFFFFFF)
         start = _us(first.timestamp)
-        stream.handshake(max(0, start - 300), f"wm-harness synthesised from tap records; test {first.test_id}")
+        note = f"wm-harness synthesised from tap records; test {first.test_id}"
+        if urlsplit(first.peer).scheme == "https":
+            note += "; TLS not shown: the HTTP messages as the client saw them"
+        stream.handshake(max(0, start - 300), note)
         for ex in group:
             if ex.direction == "request":
                 stream.message(True, http_request_bytes(ex, secret_list), _us(ex.timestamp))

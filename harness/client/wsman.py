@@ -102,6 +102,10 @@ class EventPage:
     actions: list[str]
     bookmark: str | None
     context: str | None
+    #: The answer was a Pull-mode heartbeat (DSP0226 10.2.5): no event for the Heartbeats interval.
+    heartbeat: bool = False
+    #: Events the target's queue lost before these (wsman:DroppedEvents counts, DSP0226 10.9).
+    dropped: list[int] = field(default_factory=list)
 
 
 class WSManClient:
@@ -285,14 +289,16 @@ class WSManClient:
                         expires: float | None = None, bookmark: str | None = None, send_bookmarks: bool = False,
                         notify_to: EndpointReference | None = None, heartbeats: float | None = None,
                         connection_retry: ev.ConnectionRetry | None = None, max_elements: int | None = None,
-                        selectors: Mapping[str, str | EndpointReference] | None = None) -> EventSubscription:
+                        selectors: Mapping[str, str | EndpointReference] | None = None,
+                        end_to: EndpointReference | None = None) -> EventSubscription:
         """Subscribe with a WQL event filter (MS-WSMV 3.1.4.6; DSP0226 10.2; MS-WMOD 3.3 steps 1-6,
-        3.4 steps 1-6 for the push modes with ``notify_to``)."""
+        3.4 steps 1-6 for the push modes with ``notify_to``); ``end_to`` receives SubscriptionEnd
+        (DSP0226 10.6)."""
         request = ev.SubscribeRequest(
             delivery=ev.Delivery(mode=mode, notify_to=notify_to, heartbeats=heartbeats,
                                  connection_retry=connection_retry, max_elements=max_elements),
             expires=None if expires is None else format_duration(expires), filter_dialect=FILTER_WQL,
-            filter_text=wql, bookmark=bookmark, send_bookmarks=send_bookmarks)
+            filter_text=wql, bookmark=bookmark, send_bookmarks=send_bookmarks, end_to=end_to)
         env = await self.exchange(ev.build_subscribe_request(
             self.header(Action.SUBSCRIBE, resource_uri, selectors), request))
         resp: ev.SubscribeResponse = self._decode(ev.parse_subscribe_response, env)
@@ -326,7 +332,8 @@ class WSManClient:
     async def pull_events(self, subscription: EventSubscription, *, max_elements: int | None = None,
                           max_time: float | None = None) -> EventPage:
         """Pull the queued events of a Pull-mode subscription (DSP0226 10.2.9.4; MS-WMOD 3.3 steps
-        7-15). With none available the target answers w:TimedOut (raised as WSManFault)."""
+        7-15). The target waits up to ``max_time`` for an event; with none it answers w:TimedOut
+        (raised as WSManFault), or a heartbeat when one is due (``EventPage.heartbeat``, DSP0226 10.2.5)."""
         if subscription.context is None:
             raise ValueError("only Pull-mode subscriptions can be pulled")
         request = msg.PullRequest(subscription.context, max_elements,
@@ -337,7 +344,7 @@ class WSManClient:
         if page.context:
             subscription.context = page.context
         return EventPage([Instance.from_element(e.element) for e in page.events], [e.action for e in page.events],
-                         page.bookmark, page.context)
+                         page.bookmark, page.context, page.heartbeat, [d.count for d in page.dropped])
 
     @staticmethod
     def _page(items: msg.EnumerationItems) -> Page:

@@ -63,6 +63,7 @@ class ManagerRecord:
     """What publishers asked: Enumerate and Pull counts, and any malformed request."""
 
     enumerations: int = 0
+    optimized: int = 0
     pulls: int = 0
     malformed: list[str] = field(default_factory=list)
 
@@ -194,6 +195,7 @@ class SubscriptionManagerServer:
         """Enumerate of the subscriptions (MS-WSMV 3.1.4.1.30): optimized when asked (DSP0226 8.2.3)."""
         request = msg.parse_enumerate_request(env)
         self.record.enumerations += 1
+        self.record.optimized += int(request.optimize)
         items = self._items()
         if not request.optimize:
             context = "uuid:" + str(uuid.uuid4()).upper()

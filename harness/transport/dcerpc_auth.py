@@ -24,6 +24,7 @@ from spnego.exceptions import SpnegoError
 from spnego.iov import BufferType, IOVBuffer
 
 from harness.auth.users import LocalUser, UserDatabase, ntlm_user_file
+from harness.transport.dcerpc_ntlm import NtlmAcceptor, NtlmError
 from harness.wire.dcom.pdu import SEC_TRAILER_SIZE, AuthLevel, AuthType, PduError, stub_span
 
 SIGNATURE_SIZE = 16   # NTLMSSP_MESSAGE_SIGNATURE (MS-NLMP 2.2.2.9)
@@ -53,7 +54,11 @@ def _signed_parts(data: bytes) -> tuple[bytes, tuple[int, int], bytes]:
 
 
 class ServerSecurity:
-    """The acceptor side of one DCE/RPC security context."""
+    """The acceptor side of one DCE/RPC security context.
+
+    RPC_C_AUTHN_WINNT uses :class:`~harness.transport.dcerpc_ntlm.NtlmAcceptor`; RPC_C_AUTHN_GSS_NEGOTIATE
+    uses pyspnego's SPNEGO acceptor.
+    """
 
     def __init__(self, users: UserDatabase, auth_type: int, auth_level: int, context_id: int,
                  hostname: str = "unspecified") -> None:
@@ -62,8 +67,13 @@ class ServerSecurity:
         self.auth_level = auth_level
         self.context_id = context_id
         self.user: LocalUser | None = None
-        with ntlm_user_file(users):
-            self._ctx: Any = spnego.server(hostname=hostname, service="host", protocol=_protocol(auth_type))
+        self._ntlm: NtlmAcceptor | None = None
+        self._ctx: Any = None
+        if auth_type == AuthType.WINNT:
+            self._ntlm = NtlmAcceptor(users, hostname)
+        else:
+            with ntlm_user_file(users):
+                self._ctx = spnego.server(hostname=hostname, service="host", protocol=_protocol(auth_type))
 
     @property
     def complete(self) -> bool:
@@ -71,9 +81,16 @@ class ServerSecurity:
 
     def step(self, token: bytes) -> bytes | None:
         """Feed one client token; return the token to send back (None when there is none)."""
+        if self._ntlm is not None:
+            try:
+                out = self._ntlm.step(token)
+            except NtlmError as exc:
+                raise RpcAuthError(f"authentication failed: {exc.reason}") from exc
+            self.user = self._ntlm.user
+            return out
         try:
             with ntlm_user_file(self.users):
-                out = self._ctx.step(token)
+                raw = self._ctx.step(token)
         except SpnegoError as exc:
             raise RpcAuthError(f"authentication failed: {exc}") from exc
         except Exception as exc:   # malformed tokens surface as assorted errors inside pyspnego
@@ -84,7 +101,7 @@ class ServerSecurity:
             if user is None:
                 raise RpcAuthError(f"principal {principal!r} is not a local user")
             self.user = user
-        return bytes(out) if out else None
+        return bytes(raw) if raw else None
 
     # ------------------------------------------------------------------ packet protection
 
@@ -102,14 +119,22 @@ class ServerSecurity:
         except PduError as exc:
             raise RpcAuthError(exc.reason) from exc
         signature = data[len(data) - auth_len:len(data) - auth_len + SIGNATURE_SIZE]
+        if self._ntlm is not None:
+            try:
+                if level == AuthLevel.PKT_PRIVACY:
+                    plain = self._ntlm.unseal(pre, data[start:end], trailer, signature)
+                    return data[:start] + plain + data[end:]
+                self._ntlm.verify(data[:len(data) - auth_len], signature)
+            except NtlmError as exc:
+                raise RpcAuthError(f"packet verification failed: {exc.reason}") from exc
+            return data
         try:
             if level == AuthLevel.PKT_PRIVACY:
                 res = self._ctx.unwrap_iov([
                     IOVBuffer(BufferType.sign_only, pre), IOVBuffer(BufferType.data, data[start:end]),
                     IOVBuffer(BufferType.sign_only, trailer), IOVBuffer(BufferType.header, signature),
                 ])
-                plain = res.buffers[1].data or b""
-                return data[:start] + plain + data[end:]
+                return data[:start] + (res.buffers[1].data or b"") + data[end:]
             self._ctx.verify(data[:len(data) - auth_len], signature)
         except SpnegoError as exc:
             raise RpcAuthError(f"packet verification failed: {exc}") from exc
@@ -120,16 +145,20 @@ class ServerSecurity:
         if level < AuthLevel.PKT_INTEGRITY:
             return data
         pre, (start, end), trailer = _signed_parts(data)
+        body = data[:len(data) - SIGNATURE_SIZE]
+        if self._ntlm is not None:
+            if level == AuthLevel.PKT_PRIVACY:
+                sealed, sig = self._ntlm.seal(pre, data[start:end], trailer)
+                return data[:start] + sealed + data[end:len(data) - SIGNATURE_SIZE] + sig
+            return body + self._ntlm.sign(body)
         if level == AuthLevel.PKT_PRIVACY:
             res = self._ctx.wrap_iov([
                 IOVBuffer(BufferType.sign_only, pre), IOVBuffer(BufferType.data, data[start:end]),
                 IOVBuffer(BufferType.sign_only, trailer), IOVBuffer(BufferType.header, None),
             ])
-            sealed = res.buffers[1].data or b""
-            sig = res.buffers[3].data or b""
-            return data[:start] + sealed + data[end:len(data) - SIGNATURE_SIZE] + sig
-        sig = self._ctx.sign(data[:len(data) - SIGNATURE_SIZE])
-        return data[:len(data) - SIGNATURE_SIZE] + bytes(sig)
+            return (data[:start] + (res.buffers[1].data or b"") + data[end:len(data) - SIGNATURE_SIZE]
+                    + (res.buffers[3].data or b""))
+        return body + bytes(self._ctx.sign(body))
 
 
 class ClientSecurity:

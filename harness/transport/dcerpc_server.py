@@ -125,9 +125,8 @@ class RpcConnection:
         is_alter = pdu.ptype is PType.ALTER_CONTEXT
         if not is_alter and self.contexts:
             return [self._nak(pdu.call_id, NakReason.REASON_NOT_SPECIFIED)]
-        if body.max_recv_frag < MIN_FRAG or body.max_xmit_frag < MIN_FRAG:
-            if not is_alter:
-                return [self._nak(pdu.call_id, NakReason.LOCAL_LIMIT_EXCEEDED)]
+        if (body.max_recv_frag < MIN_FRAG or body.max_xmit_frag < MIN_FRAG) and not is_alter:
+            return [self._nak(pdu.call_id, NakReason.LOCAL_LIMIT_EXCEEDED)]
         if not body.contexts:
             if is_alter:
                 return [self._fault(pdu.call_id, FaultStatus.NCA_S_PROTO_ERROR)]
@@ -202,6 +201,12 @@ class RpcConnection:
                 return [self._fault(pdu.call_id, FaultStatus.RPC_S_ACCESS_DENIED, body.context_id)]
             body = pdu.body
             assert isinstance(body, Request)
+        else:
+            # RPC_C_AUTHN_LEVEL_CONNECT: no verifier on requests; the connection's security context
+            # identifies the caller (MS-RPCE 3.3.1.5.2.2)
+            connected = [s for s in self.security.values() if s.complete]
+            if connected:
+                sec, level = connected[0], AuthLevel.CONNECT
         try:
             stub = self.reassembler.add(pdu, body.stub)
         except PduError as exc:
@@ -235,9 +240,8 @@ class RpcConnection:
         out = []
         for flags, piece in fragment_stub(stub, max_stub):
             auth = None
-            if sec is not None and pdu.auth is not None:
-                value = b"\x00" * SIGNATURE_SIZE if level >= AuthLevel.PKT_INTEGRITY else b""
-                auth = SecTrailer(sec.auth_type, level, 0, sec.context_id, value)
+            if sec is not None and pdu.auth is not None and level >= AuthLevel.PKT_INTEGRITY:
+                auth = SecTrailer(sec.auth_type, level, 0, sec.context_id, b"\x00" * SIGNATURE_SIZE)
             data = encode_pdu(RpcPdu(PType.RESPONSE, pdu.call_id,
                                      Response(context_id, piece, alloc_hint=len(stub)), flags, auth))
             if sec is not None and auth is not None:

@@ -88,7 +88,7 @@ class HttpTransport:
 
     def _new_session(self) -> aiohttp.ClientSession:
         # Negotiate contexts belong to a TCP connection: keep exactly one keep-alive connection.
-        connector = aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else False,
+        connector = aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else True,
                                          limit=1 if self.auth != "basic" else 100)
         return aiohttp.ClientSession(timeout=self._timeout, connector=connector)
 

@@ -10,6 +10,7 @@ other clients on a shared target never disturb the counts.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 import pytest
@@ -198,3 +199,22 @@ async def test_modification_and_deletion_events(wsman, unique_name):
         await wsman.unsubscribe(dele)
         if created:
             await _delete_all(wsman, [unique_name])
+
+
+@pytest.mark.spec("MS-WMOD 3.3", "DSP0226 10.2.9.4")
+@pytest.mark.requires("create", "delete", "win32-environment")
+async def test_pull_issued_before_the_event_waits_and_returns_it(wsman, wm_target, wm_tap, unique_name):
+    """An empty Pull waits (up to MaxTime) for the next event instead of answering at once: a Pull
+    sent before the Create returns the creation event (DSP0226 10.2.9.4)."""
+    sub = await wsman.subscribe(ALL_CLASSES, _query("__InstanceCreationEvent", unique_name), expires=600)
+    try:
+        async with WSManClient(wm_target, tap=wm_tap, validator=wsman.validator) as puller:
+            pending = asyncio.ensure_future(puller.pull_events(sub, max_elements=5, max_time=8.0))
+            await asyncio.sleep(0.3)  # the Pull is on the wire and waiting
+            assert not pending.done(), "an empty Pull must wait for MaxTime, not fail at once"
+            await _create(wsman, unique_name)
+            page = await asyncio.wait_for(pending, 15.0)
+        assert _target_names(page.events) == [unique_name], "the waiting Pull returns the new event"
+    finally:
+        await wsman.unsubscribe(sub)
+        await _delete_all(wsman, [unique_name])

@@ -110,3 +110,35 @@ async def test_batched_events_mode_delivers_wsman_events(wsman, wm_tap, unique_n
         finally:
             await wsman.unsubscribe(sub)
     await _delete(wsman, names)
+
+
+@pytest.mark.spec("MS-WMOD 3.4", "DSP0226 10.2.9.2", "DSP0226 10.7")
+async def test_push_with_ack_resumes_after_a_sink_restart(wsman, wm_tap, unique_name):
+    """Exactly once across a sink restart: the sink acknowledges two events, stops acknowledging,
+    goes away and comes back on the same address; delivery resumes with the first unacknowledged
+    event -- nothing lost, nothing delivered twice (DSP0226 10.2.9.2, 10.7)."""
+    names = [f"{unique_name}_{i}" for i in range(4)]
+    async with EventSink(tap=wm_tap) as first:
+        port = int(first.url.rsplit(":", 1)[1].split("/", 1)[0])
+        sub = await wsman.subscribe(ALL_CLASSES, _query(unique_name), mode=ev.DELIVERY_PUSH_WITH_ACK,
+                                    notify_to=EndpointReference(address=first.url), expires=600)
+        try:
+            await _create(wsman, names[:2])
+            assert _names(await first.wait_for(2, WAIT)) == names[:2]
+            first.acknowledge = False
+            await _create(wsman, names[2:])
+            await first.wait_refused(1, WAIT)
+            assert _names(first.record.events) == names[:2], "an unacknowledged event is not delivered"
+        except BaseException:
+            await wsman.unsubscribe(sub)
+            raise
+    try:
+        async with EventSink(port=port, tap=wm_tap) as restarted:
+            events = await restarted.wait_for(2, WAIT)
+            assert _names(events) == names[2:], "delivery resumes with the first unacknowledged event, in order"
+            with pytest.raises(TimeoutError):
+                await restarted.wait_for(3, 1.0)
+            assert _names(first.record.events + restarted.record.events) == names, "none lost, none twice"
+    finally:
+        await wsman.unsubscribe(sub)
+        await _delete(wsman, names)

@@ -17,7 +17,8 @@ import xmltodict
 from _wire import WMI_CIMV2, MockServer
 from pypsrp.exceptions import AuthenticationError, WinRMTransportError
 from pypsrp.wsman import SelectorSet, WSMan
-from winrm.exceptions import InvalidCredentialsError, WinRMTransportError as PywinrmTransportError
+from winrm.exceptions import InvalidCredentialsError
+from winrm.exceptions import WinRMTransportError as PywinrmTransportError
 from winrm.protocol import Protocol
 
 pytestmark = pytest.mark.interop

@@ -160,8 +160,9 @@ class EventPusher:
         message_id = "uuid:" + str(uuid.uuid4()).upper()
         body = self._message(sub, events, message_id)
         needs_ack = sub.delivery.mode != ev.DELIVERY_PUSH
+        sent_at = self.source.now()
         if await self._post(session, notify.address, body, message_id if needs_ack else None):
-            self._delivered(sub)
+            self._delivered(sub, sent_at)
             if sub.queue:
                 self._wake.set()
             return
@@ -175,8 +176,9 @@ class EventPusher:
         assert notify is not None
         header = self._header(notify, "uuid:" + str(uuid.uuid4()).upper())
         bookmark = self.source.bookmark(sub) if sub.send_bookmarks else None
+        sent_at = self.source.now()
         if await self._post(session, notify.address, ev.build_heartbeat(header, bookmark=bookmark), None):
-            self._delivered(sub)
+            self._delivered(sub, sent_at)
         else:
             self._failed(sub)
 
@@ -209,8 +211,8 @@ class EventPusher:
         if not await self._post(session, end_to.address, body, None):
             log.info("SubscriptionEnd for %s not delivered to %s", sub.identifier, end_to.address)
 
-    def _delivered(self, sub: Subscription) -> None:
-        self.source.mark_activity(sub)
+    def _delivered(self, sub: Subscription, sent_at: float) -> None:
+        self.source.mark_activity(sub, sent_at)
         self._failures.pop(sub.identifier, None)
         self._retry_at.pop(sub.identifier, None)
 

@@ -296,9 +296,10 @@ class EventSource:
             return None
         return sub.last_activity + interval - self._clock()
 
-    def mark_activity(self, sub: Subscription) -> None:
-        """Record a delivery or heartbeat to ``sub`` now (restarts the heartbeat interval)."""
-        sub.last_activity = self._clock()
+    def mark_activity(self, sub: Subscription, at: float | None = None) -> None:
+        """Record a delivery or heartbeat to ``sub`` sent at ``at`` (default now; restarts the
+        heartbeat interval)."""
+        sub.last_activity = self._clock() if at is None else at
 
     def take_dropped(self, sub: Subscription) -> int:
         """The number of events dropped since the last report, and reset it (DSP0226 10.9)."""

@@ -24,6 +24,7 @@ from harness.auth.errors import EncryptionError
 from harness.auth.users import LocalUser, UserDatabase
 from harness.cim.store import CimStore
 from harness.targets.mock.config import MockConfig
+from harness.targets.mock.event_pusher import answer_request, install_event_tasks
 from harness.targets.mock.shells import handle_with_receive_wait
 from harness.targets.mock.wsman_service import Principal, WSManService
 
@@ -136,7 +137,9 @@ async def handle_wsman(request: web.Request) -> web.Response:
         status, body = service.handle_identify_only(data)
     else:
         # Receive may wait (bounded by OperationTimeout) for a shell command's output (MS-WSMV 3.1.4.14).
-        status, body = await handle_with_receive_wait(service, data, principal)
+        # An empty Pull on an event subscription may wait for events (DSP0226 10.2.9.4).
+        status, body = await answer_request(request.app, service, data, principal,
+                                            lambda: handle_with_receive_wait(service, data, principal))
     if sealed:
         sealed_type, sealed_body = wrap_message(conn.context, body)
         return web.Response(status=status, body=sealed_body, headers={**extra, "Content-Type": sealed_type})
@@ -152,6 +155,9 @@ def build_app(store: CimStore, config: MockConfig) -> web.Application:
     app[_SERVICE_KEY] = WSManService(store, config)
     app[_CONFIG_KEY] = config
     app[_AUTH_KEY] = _AuthState()
+    # Push delivery, heartbeats, SubscriptionEnd and the publisher role run beside the listener
+    # (DSP0226 10.2.9.x, 10.2.5, 10.6; MS-WSMV 3.1.4.1.30).
+    install_event_tasks(app, app[_SERVICE_KEY], config)
     app.router.add_post("/wsman", handle_wsman)
     app.router.add_post("/wsman/", handle_wsman)
     app.router.add_route("*", "/{tail:.*}", _not_found)

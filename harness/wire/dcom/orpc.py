@@ -459,3 +459,125 @@ def build_activation_reply(iids: list[uuid.UUID], results: list[int], objrefs: l
     custom = header(total, header_size)
     blob = struct.pack("<II", total, 0) + custom + b"".join(props)
     return ObjRefCustom(IID_IACTIVATION_PROPERTIES_OUT, CLSID_ACTIVATION_PROPERTIES_OUT, blob).encode()
+
+
+def build_activation_request(clsid: uuid.UUID, iids: list[uuid.UUID], protseqs: tuple[int, ...] = (7,)) -> bytes:
+    """IActivationPropertiesIn (MS-DCOM 2.2.22) as an OBJREF_CUSTOM with InstantiationInfoData
+    (2.2.22.2.1) and ScmRequestInfoData (2.2.22.2.4): enough for RemoteCreateInstance."""
+    w = NdrWriter()
+    w.guid(clsid)
+    w.u32(0x14)          # classCtx CLSCTX_LOCAL_SERVER | CLSCTX_REMOTE_SERVER
+    w.u32(0)             # actvflags
+    w.i32(0)             # fIsSurrogate
+    w.u32(len(iids))
+    w.u32(0)             # instFlag
+    w.referent(True)
+    size_at = len(w.buf)
+    w.u32(0)             # thisSize, patched below
+    w.u16(COM_VERSION[0])
+    w.u16(COM_VERSION[1])
+    w.u32(len(iids))
+    for iid in iids:
+        w.guid(iid)
+    inst = bytearray(w.getvalue())
+    inst_ser = serialize_type1(bytes(inst))
+    struct.pack_into("<I", inst, size_at, len(inst_ser))
+    inst_ser = serialize_type1(bytes(inst))
+    s = NdrWriter()
+    s.referent(False)    # pdwReserved
+    s.referent(True)     # remoteRequest
+    s.u32(2)             # ClientImpLevel RPC_C_IMP_LEVEL_IDENTIFY
+    s.u16(len(protseqs))
+    s.referent(True)
+    s.u32(len(protseqs))
+    for p in protseqs:
+        s.u16(p)
+    props = [inst_ser, serialize_type1(s.getvalue())]
+    clsids = [CLSID_INSTANTIATION_INFO, CLSID_SCM_REQUEST_INFO]
+
+    def header(total: int, header_size: int) -> bytes:
+        h = NdrWriter()
+        h.u32(total)
+        h.u32(header_size)
+        h.u32(0)
+        h.u32(2)
+        h.u32(len(props))
+        h.guid(uuid.UUID(int=0))
+        h.referent(True)
+        h.referent(True)
+        h.referent(False)
+        h.u32(len(clsids))
+        for c in clsids:
+            h.guid(c)
+        h.u32(len(props))
+        for p in props:
+            h.u32(len(p))
+        return serialize_type1(h.getvalue())
+
+    header_size = len(header(0, 0))
+    total = header_size + sum(len(p) for p in props)
+    blob = struct.pack("<II", total, 0) + header(total, header_size) + b"".join(props)
+    return ObjRefCustom(IID_IACTIVATION_PROPERTIES_IN, CLSID_ACTIVATION_PROPERTIES_IN, blob).encode()
+
+
+@dataclass
+class ActivationReply:
+    """What the client needs from IActivationPropertiesOut (MS-DCOM 2.2.22.2.8, 2.2.22.2.9)."""
+
+    oxid: int
+    bindings: DualStringArray
+    ipid_remunknown: uuid.UUID
+    authn_hint: int
+    results: list[int]
+    objrefs: list[bytes | None]
+
+
+def parse_activation_reply(objref: bytes) -> ActivationReply:
+    """Decode IActivationPropertiesOut (PropsOutInfo + ScmReplyInfoData); NdrError if malformed."""
+    ref = decode_objref(objref)
+    if not isinstance(ref, ObjRefCustom):
+        raise NdrError("activation reply is not an OBJREF_CUSTOM")
+    blob = ref.data
+    if len(blob) < 8:
+        raise NdrError("ActivationPropertiesBlob truncated")
+    clsids, sizes, header_size = _custom_header(NdrReader(deserialize_type1(blob[8:])))
+    pos = 8 + header_size
+    results: list[int] = []
+    objrefs: list[bytes | None] = []
+    scm: tuple[int, DualStringArray, uuid.UUID, int] | None = None
+    for clsid, size in zip(clsids, sizes, strict=True):
+        if pos + size > len(blob):
+            raise NdrError("activation property exceeds the blob")
+        r = NdrReader(deserialize_type1(blob[pos:pos + size]))
+        pos += size
+        if clsid == CLSID_PROPS_OUT_INFO:
+            n = r.u32("cIfs")
+            has = [r.referent("piid"), r.referent("phresults"), r.referent("ppIntfData")]
+            if has[0]:
+                for _ in range(r.count("piid", 16)):
+                    r.guid("IID")
+            if has[1]:
+                results = [r.u32("HRESULT") for _ in range(r.count("phresults", 4))]
+            if has[2]:
+                present = [r.referent("MInterfacePointer") for _ in range(r.count("ppIntfData", 4))]
+                objrefs = [r.interface_pointer_body() if p else None for p in present]
+            if len(results) != n or len(objrefs) != n:
+                raise NdrError("PropsOutInfo arrays differ from cIfs")
+        elif clsid == CLSID_SCM_REPLY_INFO:
+            has_reserved = r.referent("pdwReserved")
+            has_reply = r.referent("remoteReply")
+            if has_reserved:
+                r.u32("pdwReserved")
+            if not has_reply:
+                raise NdrError("ScmReplyInfoData without remoteReply")
+            oxid = r.u64("OXID")
+            has_bindings = r.referent("pdsaOxidBindings")
+            ipid = r.guid("ipidRemUnknown")
+            hint = r.u32("authnHint")
+            r.u16("COMVERSION")
+            r.u16("COMVERSION")
+            bindings = read_dualstringarray_ndr(r) if has_bindings else DualStringArray()
+            scm = (oxid, bindings, ipid, hint)
+    if scm is None:
+        raise NdrError("activation reply without ScmReplyInfoData")
+    return ActivationReply(scm[0], scm[1], scm[2], scm[3], results, objrefs)

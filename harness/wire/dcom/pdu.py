@@ -328,11 +328,9 @@ def encode_pdu(pdu: Pdu) -> bytes:
     trailer = b""
     auth_len = 0
     if pdu.auth is not None:
-        if isinstance(pdu.body, (Request, Response)):
-            # stub padded to 16 octets (observed Windows behaviour; MS-RPCE 2.2.2.11 asks for 4)
-            pad = -len(pdu.body.stub) % 16
-        else:
-            pad = -(HEADER_SIZE + len(body)) % 4
+        # request/response stubs padded to 16 octets (observed Windows behaviour; MS-RPCE 2.2.2.11
+        # asks for 4), other bodies to 4
+        pad = -len(pdu.body.stub) % 16 if isinstance(pdu.body, (Request, Response)) else -(HEADER_SIZE + len(body)) % 4
         body += b"\x00" * pad
         trailer = _TRAILER.pack(pdu.auth.auth_type, pdu.auth.auth_level, pad, 0,
                                 pdu.auth.auth_context_id) + pdu.auth.auth_value
@@ -458,9 +456,8 @@ def decode_pdu(data: bytes) -> Pdu:
         atype, alevel, apad, _res, actx = _TRAILER.unpack_from(data, start)
         auth = SecTrailer(atype, alevel, apad, actx, bytes(data[start + SEC_TRAILER_SIZE:]))
         end = start
-        if ptype in (PType.REQUEST, PType.RESPONSE):
-            if apad > end - HEADER_SIZE - 8:
-                raise PduError(f"auth_pad_length {apad} exceeds the stub")
+        if ptype in (PType.REQUEST, PType.RESPONSE) and apad > end - HEADER_SIZE - 8:
+            raise PduError(f"auth_pad_length {apad} exceeds the stub")
     body = bytes(data[HEADER_SIZE:end])
     decoded = _decode_body(ptype, flags, body)
     if auth is not None and isinstance(decoded, (Request, Response)) and auth.auth_pad_length:

@@ -281,7 +281,11 @@ def _format_single(value: Single) -> str:
         return _format_float(value)
     for precision in range(1, 10):
         text = f"{float(value):.{precision}g}"
-        if Single(float(text)) == value:
+        try:
+            same = Single(float(text)) == value
+        except PsrpEncodeError:  # rounded past the binary32 maximum
+            continue
+        if same:
             return text.replace("e+", "E+").replace("e-", "E-")
     return repr(float(value))  # pragma: no cover - 9 significant digits always suffice for binary32
 

@@ -9,7 +9,7 @@ Wire layout of one fragment (MS-PSRP 2.2.4), all integers big-endian::
     Blob       bytes    the next BlobLength bytes of the message
 
 A message that fits one fragment has both S and E set. Several fragments may be concatenated in one WinRS stream
-chunk (MS-PSRP 3.1.5.1.1 / MS-WSMV ``rsp:Stream``) and a fragment may be split across chunks; the
+chunk (MS-PSRP 2.2.4, carried in MS-WSMV ``rsp:Stream``) and a fragment may be split across chunks; the
 :class:`Defragmenter` accepts arbitrary chunking.
 
 Fragment size and MaxEnvelopeSize (read from the public implementations, facts only):
@@ -129,13 +129,24 @@ class Fragmenter:
         ]
 
     def fragment(self, message: bytes) -> list[bytes]:
-        """Packed fragments of one message, one ``bytes`` per fragment."""
-        return [fragment.pack() for fragment in self.fragments(message)]
+        """Packed fragments of one message, one ``bytes`` per fragment (same bytes as :meth:`fragments`)."""
+        object_id = self.next_object_id
+        self.next_object_id += 1
+        room = self.max_size - FRAGMENT_HEADER_SIZE
+        count = max(1, -(-len(message) // room))
+        view = memoryview(message)
+        pack = FRAGMENT_HEADER.pack
+        out: list[bytes] = []
+        for index in range(count):
+            blob = view[index * room : (index + 1) * room]
+            flags = (FLAG_START if index == 0 else 0) | (FLAG_END if index == count - 1 else 0)
+            out.append(b"".join((pack(object_id, index, flags, len(blob)), blob)))
+        return out
 
     def fragment_many(self, messages: Iterable[bytes]) -> list[bytes]:
         """Pack several messages into as few chunks of at most ``max_size`` bytes as possible.
 
-        Consecutive whole fragments share a chunk (MS-PSRP 3.1.5.1.1 allows several fragments per stream chunk);
+        Consecutive whole fragments share a chunk (MS-PSRP 2.2.4: a stream chunk may hold several fragments);
         no fragment is cut at a chunk boundary here, each chunk is a sequence of complete fragments.
         """
         chunks: list[bytes] = []
@@ -192,6 +203,7 @@ class Defragmenter:
         self._buffer = bytearray()
         self._pending: dict[int, _Pending] = {}
         self._highest_object_id = -1
+        self._failed: PsrpDecodeError | None = None
 
     @property
     def idle(self) -> bool:
@@ -199,6 +211,16 @@ class Defragmenter:
         return not self._buffer and not self._pending
 
     def feed(self, data: bytes) -> list[bytes]:
+        """Append stream bytes; returns the completed messages. After an error the stream stays failed."""
+        if self._failed is not None:
+            raise PsrpDecodeError(f"stream already failed: {self._failed.reason}")
+        try:
+            return self._feed(data)
+        except PsrpDecodeError as exc:
+            self._failed = exc
+            raise
+
+    def _feed(self, data: bytes) -> list[bytes]:
         self._buffer += data
         messages: list[bytes] = []
         offset = 0

@@ -220,10 +220,10 @@ class RunspacePool:
     def _capability() -> SessionCapability:
         return SessionCapability(protocol_version=PROTOCOL_VERSION, ps_version="2.0", serialization_version="1.1.0.1")
 
-    # -- client operations (MS-PSRP 3.1.4) ---------------------------------------------------------------------
+    # -- client operations (MS-PSRP 3.1) ------------------------------------------------------------------------
 
     def open(self, init: InitRunspacePool | None = None) -> list[Event]:
-        """Client: SESSION_CAPABILITY + INIT_RUNSPACEPOOL (MS-PSRP 3.1.4.1)."""
+        """Client: SESSION_CAPABILITY + INIT_RUNSPACEPOOL (MS-PSRP 2.2.2.1, 2.2.2.2)."""
         self._require_role(Role.CLIENT, "open")
         self._require(RunspacePoolState.BeforeOpen, action="open")
         events: list[Event] = []
@@ -234,7 +234,7 @@ class RunspacePool:
         return events
 
     def connect(self, min_runspaces: int | None = None, max_runspaces: int | None = None) -> list[Event]:
-        """Client: SESSION_CAPABILITY + CONNECT_RUNSPACEPOOL to a disconnected pool (MS-PSRP 3.1.4.11)."""
+        """Client: SESSION_CAPABILITY + CONNECT_RUNSPACEPOOL to a disconnected pool (MS-PSRP 2.2.2.1, 2.2.2.29)."""
         self._require_role(Role.CLIENT, "connect")
         self._require(RunspacePoolState.BeforeOpen, RunspacePoolState.Disconnected, action="connect")
         events: list[Event] = []
@@ -244,7 +244,7 @@ class RunspacePool:
         return events
 
     def disconnect(self) -> list[Event]:
-        """Either role: the WinRS shell was disconnected (MS-PSRP 3.1.4.10; no PSRP message)."""
+        """Either role: the WinRS shell was disconnected (MS-WSMV Disconnect; no PSRP message)."""
         self._require(RunspacePoolState.Opened, action="disconnect")
         events: list[Event] = []
         self._set_state(RunspacePoolState.Disconnected, events)
@@ -254,7 +254,7 @@ class RunspacePool:
         return events
 
     def set_max_runspaces(self, value: int) -> int:
-        """Client: SET_MAX_RUNSPACES (MS-PSRP 3.1.4.3); returns the call id."""
+        """Client: SET_MAX_RUNSPACES (MS-PSRP 2.2.2.6); returns the call id."""
         self._require_role(Role.CLIENT, "set_max_runspaces")
         self._require(RunspacePoolState.Opened, action="set_max_runspaces")
         call_id = self._call_id(MessageType.SET_MAX_RUNSPACES, value)
@@ -262,7 +262,7 @@ class RunspacePool:
         return call_id
 
     def set_min_runspaces(self, value: int) -> int:
-        """Client: SET_MIN_RUNSPACES (MS-PSRP 3.1.4.4); returns the call id."""
+        """Client: SET_MIN_RUNSPACES (MS-PSRP 2.2.2.7); returns the call id."""
         self._require_role(Role.CLIENT, "set_min_runspaces")
         self._require(RunspacePoolState.Opened, action="set_min_runspaces")
         call_id = self._call_id(MessageType.SET_MIN_RUNSPACES, value)
@@ -270,7 +270,7 @@ class RunspacePool:
         return call_id
 
     def get_available_runspaces(self) -> int:
-        """Client: GET_AVAILABLE_RUNSPACES (MS-PSRP 3.1.4.5); returns the call id."""
+        """Client: GET_AVAILABLE_RUNSPACES (MS-PSRP 2.2.2.11); returns the call id."""
         self._require_role(Role.CLIENT, "get_available_runspaces")
         self._require(RunspacePoolState.Opened, action="get_available_runspaces")
         call_id = self._call_id(MessageType.GET_AVAILABLE_RUNSPACES)
@@ -278,7 +278,7 @@ class RunspacePool:
         return call_id
 
     def reset_runspace_state(self) -> int:
-        """Client: RESET_RUNSPACE_STATE (MS-PSRP 3.1.4.13); returns the call id."""
+        """Client: RESET_RUNSPACE_STATE (MS-PSRP 2.2.2.31); returns the call id."""
         self._require_role(Role.CLIENT, "reset_runspace_state")
         self._require(RunspacePoolState.Opened, action="reset_runspace_state")
         call_id = self._call_id(MessageType.RESET_RUNSPACE_STATE)
@@ -286,20 +286,20 @@ class RunspacePool:
         return call_id
 
     def send_public_key(self, public_key: str) -> None:
-        """Client: PUBLIC_KEY (MS-PSRP 3.1.4.6), ``public_key`` from :func:`keyexchange.encode_public_key`."""
+        """Client: PUBLIC_KEY (MS-PSRP 2.2.2.3), ``public_key`` from :func:`keyexchange.encode_public_key`."""
         self._require_role(Role.CLIENT, "send_public_key")
         self._require(RunspacePoolState.Opened, action="send_public_key")
         self._key_requested = True
         self._send(PublicKey(public_key))
 
     def host_response(self, response: RunspacePoolHostResponse) -> None:
-        """Client: answer a RUNSPACEPOOL_HOST_CALL (MS-PSRP 3.1.4.9)."""
+        """Client: answer a RUNSPACEPOOL_HOST_CALL (MS-PSRP 2.2.2.16)."""
         self._require_role(Role.CLIENT, "host_response")
         self._require(RunspacePoolState.Opened, action="host_response")
         self._send(response)
 
     def create_pipeline(self, request: CreatePipeline, pid: uuid.UUID | None = None) -> Pipeline:
-        """Client: CREATE_PIPELINE (MS-PSRP 3.1.4.7); the new pipeline is Running."""
+        """Client: CREATE_PIPELINE (MS-PSRP 2.2.2.10); the new pipeline is Running."""
         self._require_role(Role.CLIENT, "create_pipeline")
         self._require(RunspacePoolState.Opened, action="create_pipeline")
         pipeline = Pipeline(self, pid or uuid.uuid4(), no_input=request.no_input)
@@ -332,10 +332,10 @@ class RunspacePool:
             self._set_state(RunspacePoolState.Closed, events)
         return events
 
-    # -- server operations (MS-PSRP 3.2.4) ---------------------------------------------------------------------
+    # -- server operations (MS-PSRP 3.2) ------------------------------------------------------------------------
 
     def accept_open(self, private_data: ApplicationPrivateData | None = None) -> list[Event]:
-        """Server: APPLICATION_PRIVATE_DATA + RUNSPACEPOOL_STATE(Opened) (MS-PSRP 3.2.5.4.2)."""
+        """Server: APPLICATION_PRIVATE_DATA + RUNSPACEPOOL_STATE(Opened) (MS-PSRP 2.2.2.13, 2.2.2.9)."""
         self._require_role(Role.SERVER, "accept_open")
         self._require(RunspacePoolState.Opening, action="accept_open")
         events: list[Event] = []
@@ -353,13 +353,13 @@ class RunspacePool:
         return events
 
     def request_public_key(self) -> None:
-        """Server: PUBLIC_KEY_REQUEST (MS-PSRP 3.2.4.4)."""
+        """Server: PUBLIC_KEY_REQUEST (MS-PSRP 2.2.2.5)."""
         self._require_role(Role.SERVER, "request_public_key")
         self._require(RunspacePoolState.Opened, action="request_public_key")
         self._send(PublicKeyRequest())
 
     def send_encrypted_session_key(self, encrypted_session_key: str) -> None:
-        """Server: ENCRYPTED_SESSION_KEY answering a PUBLIC_KEY (MS-PSRP 3.2.5.4.5)."""
+        """Server: ENCRYPTED_SESSION_KEY answering a PUBLIC_KEY (MS-PSRP 2.2.2.4)."""
         self._require_role(Role.SERVER, "send_encrypted_session_key")
         self._require(RunspacePoolState.Opened, action="send_encrypted_session_key")
         if not self._key_requested:
@@ -368,13 +368,13 @@ class RunspacePool:
         self._send(EncryptedSessionKey(encrypted_session_key))
 
     def host_call(self, call: RunspacePoolHostCall) -> None:
-        """Server: RUNSPACEPOOL_HOST_CALL (MS-PSRP 3.2.4.6)."""
+        """Server: RUNSPACEPOOL_HOST_CALL (MS-PSRP 2.2.2.15)."""
         self._require_role(Role.SERVER, "host_call")
         self._require(RunspacePoolState.Opened, action="host_call")
         self._send(call)
 
     def user_event(self, event: UserEvent) -> None:
-        """Server: USER_EVENT (MS-PSRP 3.2.4.7)."""
+        """Server: USER_EVENT (MS-PSRP 2.2.2.12)."""
         self._require_role(Role.SERVER, "user_event")
         self._require(RunspacePoolState.Opened, action="user_event")
         self._send(event)
@@ -382,7 +382,11 @@ class RunspacePool:
     # -- receiving ---------------------------------------------------------------------------------------------
 
     def receive(self, message: Message) -> list[Event]:
-        """Process one message from the peer. Raises :class:`PsrpStateError` if it is not legal now."""
+        """Process one message from the peer.
+
+        Raises :class:`PsrpStateError` if the message is not legal in the current state (or for this role, pool or
+        pipeline) and :class:`PsrpDecodeError` if its payload is malformed.
+        """
         expected = Destination.CLIENT if self.role is Role.CLIENT else Destination.SERVER
         if message.destination is not expected:
             raise PsrpStateError(
@@ -517,7 +521,7 @@ class RunspacePool:
         return events
 
     def _on_set_runspaces(self, message: Message) -> list[Event]:
-        """MS-PSRP 3.2.5.4.3/4: apply if it keeps 1 <= min <= max, answer with RUNSPACE_AVAILABILITY."""
+        """MS-PSRP 2.2.2.6 / 2.2.2.7 / 2.2.2.8: apply if it keeps 1 <= min <= max, answer with RUNSPACE_AVAILABILITY."""
         self._require(RunspacePoolState.Opened, action=message.message_type.name)
         payload = message.payload()
         ok = False
@@ -612,7 +616,7 @@ _CLIENT_PIPELINE_STREAMS: Final = frozenset(
         MessageType.PIPELINE_HOST_CALL,
     }
 )
-"""Server-to-client pipeline messages allowed while Running or Stopping (MS-PSRP 3.1.5.4.x)."""
+"""Server-to-client pipeline messages allowed while Running or Stopping (MS-PSRP 2.2.2.19 - 2.2.2.27)."""
 
 
 @dataclass
@@ -644,7 +648,7 @@ class Pipeline:
     # client operations
 
     def send_input(self, value: Any) -> None:
-        """Client: PIPELINE_INPUT (MS-PSRP 3.1.4.8); only if the pipeline was created with NoInput false."""
+        """Client: PIPELINE_INPUT (MS-PSRP 2.2.2.17); only if the pipeline was created with NoInput false."""
         self.pool._require_role(Role.CLIENT, "send_input")
         self._require(PSInvocationState.Running, action="PIPELINE_INPUT")
         if self.no_input or self.input_closed:
@@ -661,7 +665,7 @@ class Pipeline:
         self._send(EndOfPipelineInput())
 
     def stop(self) -> list[Event]:
-        """Client: stop requested (WinRS signal, MS-PSRP 3.1.4.12); server: the stop signal arrived."""
+        """Stop requested: client sent / server got the WinRS Signal (MS-WSMV); PIPELINE_STATE (2.2.2.21) ends it."""
         self._require(PSInvocationState.Running, action="stop")
         events: list[Event] = []
         self._force(PSInvocationState.Stopping, events)
@@ -677,7 +681,7 @@ class Pipeline:
         self._send(response)
 
     def reconnect(self) -> list[Event]:
-        """Either role: the disconnected pipeline is reattached (MS-PSRP 3.1.4.11)."""
+        """Either role: the disconnected pipeline is reattached (MS-WSMV Reconnect/Connect)."""
         self._require(PSInvocationState.Disconnected, action="reconnect")
         events: list[Event] = []
         self._force(PSInvocationState.Running, events)

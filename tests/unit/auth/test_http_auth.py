@@ -4,6 +4,7 @@ messages, policy refusals, HTTPS verification and channel binding (MS-WSMV 2.2.9
 from __future__ import annotations
 
 import base64
+import logging
 from pathlib import Path
 
 import aiohttp
@@ -101,12 +102,15 @@ async def test_unencrypted_negotiate_refused_when_policy_forbids_it() -> None:
 
 @pytest.mark.spec("MS-WSMV 2.2.9.1")
 @pytest.mark.parametrize("auth", ["ntlm", "negotiate", "basic"])
-async def test_wrong_password_is_reported(auth: str) -> None:
+async def test_wrong_password_is_reported(auth: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     tap = Tap()
     async with serve(config()) as url, WSManClient(target(url, auth, password="not-it-123"), tap=tap) as client:
         with pytest.raises(ProtocolViolation, match="401"):
             await client.get(SERVICE, {"Name": "WinRM"})
     assert_no_secret(tap, "not-it-123", ADMIN_PASSWORD)
+    assert "authentication refused" in caplog.text          # the mock says why, without secrets
+    assert "not-it-123" not in caplog.text and ADMIN_PASSWORD not in caplog.text
 
 
 @pytest.mark.spec("MS-WMOD 2.9.3")
@@ -160,7 +164,7 @@ async def test_https_basic_allowed_without_unencrypted_and_verification_modes(tm
         async with WSManClient(target(url, "basic", verify=False)) as client:
             assert (await client.get(SERVICE, {"Name": "WinRM"})).properties["Name"] == "WinRM"
         async with WSManClient(target(url, "basic")) as client:   # system trust: self-signed is refused
-            with pytest.raises(TransportError, match="certificate|SSL"):
+            with pytest.raises(TransportError, match=r"certificate|SSL"):
                 await client.get(SERVICE, {"Name": "WinRM"})
         with pytest.raises(TransportError, match="CA file"):
             HttpTransport(url, username="wmh", password="x", tap=Tap(), verify_tls=str(tmp_path / "missing.pem"))
@@ -198,9 +202,9 @@ async def test_cbt_hardening_against_a_hand_driven_client(level: CbtHardening, c
 async def test_sealed_request_without_context_and_garbage_sealed_body() -> None:
     from harness.auth.encryption import content_type
 
-    async with serve(config()) as url, aiohttp.ClientSession() as s:
-        async with s.post(url, data=b"--Encrypted Boundary\r\n", headers={"Content-Type": content_type()}) as resp:
-            assert resp.status == 401
+    async with serve(config()) as url, aiohttp.ClientSession() as s, s.post(
+            url, data=b"--Encrypted Boundary\r\n", headers={"Content-Type": content_type()}) as resp:
+        assert resp.status == 401
     tap = Tap()
     async with serve(config()) as url, HttpTransport(url, username="wmh", password=ADMIN_PASSWORD, tap=tap,
                                                      auth="ntlm") as transport:

@@ -121,3 +121,52 @@ def test_random_bytes_never_crash_the_reader():
             from harness.capture.reader import CaptureReadError
 
             assert isinstance(exc, CaptureReadError), repr(exc)
+
+
+def test_coverage_ranges_agree_with_a_brute_force_set():
+    from harness.capture.reader import _Coverage
+
+    rng = random.Random(3)
+    for _ in range(200):
+        cov, seen = _Coverage(), set()
+        for _ in range(30):
+            a = rng.randrange(200)
+            b = a + rng.randrange(1, 30)
+            assert cov.contains(a, b) == all(x in seen for x in range(a, b))
+            cov.add(a, b)
+            seen.update(range(a, b))
+        assert all(s < e for s, e in zip(cov.starts, cov.ends, strict=True))
+        assert all(e < s for e, s in zip(cov.ends, cov.starts[1:], strict=False))
+
+
+def test_a_fully_shuffled_multi_stream_capture_checks_clean(mock_session):
+    exchanges, _ = mock_session
+    from dataclasses import replace
+
+    many = [replace(e, test_id=f"t{i}", timestamp=e.timestamp + i) for i in range(3) for e in exchanges]
+    packets = synthesise(many, linktype=LINKTYPE_RAW)
+    random.Random(5).shuffle(packets)
+    report = check_capture_bytes(pcapng_bytes(packets, LINKTYPE_RAW))
+    assert report.streams == 3 and report.passed, [m.errors for m in report.messages if m.errors]
+    assert len(report.messages) == len(many)
+
+
+def test_port_reuse_after_close_is_a_new_stream():
+    first = synthesise([exchange("request", b"<one/>"), exchange("response", b"<r1/>", status=200)],
+                       linktype=LINKTYPE_RAW)
+    second = synthesise([exchange("request", b"<two/>", ts=1_700_000_100.0, test_id="t::case"),
+                         exchange("response", b"<r2/>", status=200, ts=1_700_000_100.1)], linktype=LINKTYPE_RAW)
+    # same test id and peer: the same 4-tuple; the ISNs are equal too, so shift the second connection's
+    from harness.capture.tcpip import ipv4_packet, tcp_segment
+
+    def shifted(p: Packet) -> Packet:
+        seg = decode_segment(Frame(0, 0, LINKTYPE_RAW, p.data))
+        assert seg is not None
+        src, dst = p.data[12:16], p.data[16:20]
+        tcp = tcp_segment(src, dst, seg.sport, seg.dport, seg.seq + 7777, (seg.ack + 7777) if seg.ack else 0,
+                          seg.flags, seg.payload, mss=1460 if seg.flags & 0x02 else None)
+        return Packet(p.timestamp_us, ipv4_packet(src, dst, 9, tcp))
+
+    streams = reassemble(frames_from_bytes(pcapng_bytes(first + [shifted(p) for p in second], LINKTYPE_RAW)))
+    assert len(streams) == 2
+    assert [extract_messages(s.to_server, True)[0].body for s in streams] == [b"<one/>", b"<two/>"]

@@ -22,8 +22,9 @@ REQS = {
 
 def _case(name: str, outcome: str, target: str = "mock", *, reqs: tuple[str, ...] = ("T-MUST-1",),
           level: str | None = "MUST", xfail: bool = False, message: str | None = None) -> CaseResult:
+    body = b"<s:Envelope xmlns:s='urn:x'><s:Body>" + name.encode() + b"</s:Body></s:Envelope>"
     wire = [Exchange(test_id=name, protocol="wsman", direction="request", peer="p", timestamp=1.0,
-                     headers={}, body=b"<s:Envelope xmlns:s='urn:x'><s:Body>" + name.encode() + b"</s:Body></s:Envelope>")]
+                     headers={}, body=body)]
     return CaseResult(nodeid=f"suites/t.py::{name}[{target}]", name=name, target=target, outcome=outcome,  # type: ignore[arg-type]
                       specs=["MS-WSMV 3.1.4.10"], message=message, wire=wire, requirements=list(reqs),
                       level=level, expected_failure=xfail, observations=["CannotProcessFilter: subcode seen"])

@@ -70,6 +70,15 @@ def test_fragmenter_sizes_and_ids() -> None:
     assert fragmenter.fragments(b"x" * 10) == [Fragment(3, 0, True, True, b"x" * 10)]
 
 
+def test_packed_and_structured_fragments_agree() -> None:
+    message = bytes(range(256)) * 3
+    packed = Fragmenter(max_size=100, first_object_id=9).fragment(message)
+    structured = Fragmenter(max_size=100, first_object_id=9).fragments(message)
+    assert packed == [f.pack() for f in structured]
+    assert unpack_fragments(b"".join(packed)) == structured
+    assert Fragmenter.for_envelope(153_600).max_size == 113_952
+
+
 def test_fragment_many_packs_chunks() -> None:
     fragmenter = Fragmenter(max_size=100)
     chunks = fragmenter.fragment_many([b"a" * 10, b"b" * 10, b"c" * 150])
@@ -124,6 +133,14 @@ def _frag(object_id: int, fragment_id: int, start: bool, end: bool, blob: bytes 
 def test_defragmenter_errors(stream: bytes, reason: str) -> None:
     with pytest.raises(PsrpDecodeError, match=reason):
         Defragmenter().feed(stream)
+
+
+def test_a_failed_stream_stays_failed() -> None:
+    defrag = Defragmenter()
+    with pytest.raises(PsrpDecodeError):
+        defrag.feed(_frag(1, 1, False, True))
+    with pytest.raises(PsrpDecodeError, match="already failed"):
+        defrag.feed(_frag(2, 0, True, True))
 
 
 def test_defragmenter_limits_and_truncation() -> None:

@@ -1,0 +1,377 @@
+"""WMI over DCOM client of the harness (MS-WMI 3.2; MS-DCOM 3.2).
+
+``await WmiClient.connect(host, epm_port, username, password)`` activates CLSID_WbemLevel1Login
+with IRemoteSCMActivator::RemoteCreateInstance on the endpoint mapper port (MS-DCOM 3.2.4.1.1),
+connects to the OXID binding it names, calls IWbemLevel1Login::NTLMLogin (MS-WMI 3.2.3) and then
+offers the IWbemServices calls the suites need. Objects come back as pywbem instances/classes
+(MS-WMIO decoded, :mod:`harness.wire.wmio.pywbem_bridge`); failures raise :class:`WmiError` with the
+HRESULT (MS-WMI 2.2.11).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import pywbem
+
+from harness.cim.paths import format_object_path
+from harness.transport.dcerpc_client import Credentials, RpcClient, RpcClientError
+from harness.wire.dcom.ndr import NdrError, NdrReader, NdrWriter
+from harness.wire.dcom.orpc import (
+    IID_IREMOTESCMACTIVATOR,
+    IID_IREMUNKNOWN,
+    ObjRefCustom,
+    ObjRefStandard,
+    OrpcThis,
+    build_activation_request,
+    decode_objref,
+    parse_activation_reply,
+    read_orpcthat,
+    write_orpcthis,
+)
+from harness.wire.dcom.pdu import AuthLevel
+from harness.wire.wmi.constants import (
+    CLSID_WBEM_CLASS_OBJECT,
+    CLSID_WBEM_LEVEL1_LOGIN,
+    IID_IENUM_WBEM_CLASS_OBJECT,
+    IID_IWBEM_CLASS_OBJECT,
+    IID_IWBEM_LEVEL1_LOGIN,
+    IID_IWBEM_SERVICES,
+    WBEM_FLAG_FORWARD_ONLY,
+    WBEM_FLAG_RETURN_IMMEDIATELY,
+    WBEM_INFINITE,
+    WBEM_S_FALSE,
+    WBEM_S_NO_ERROR,
+    WBEM_S_TIMEDOUT,
+)
+from harness.wire.wmio import WmiClass, WmiInstance, WmioError, decode_encoding_unit, encode_encoding_unit
+from harness.wire.wmio.pywbem_bridge import from_pywbem_instance, to_pywbem_class, to_pywbem_instance
+
+_ADDR = re.compile(r"^(?P<host>[^\[]+)\[(?P<port>\d+)\]$")
+
+
+class WmiError(Exception):
+    """A WMI call failed: ``hresult`` is the WBEMSTATUS / RPC status (MS-WMI 2.2.11)."""
+
+    def __init__(self, operation: str, hresult: int, detail: str = "") -> None:
+        super().__init__(f"{operation} failed: 0x{hresult:08x}" + (f" ({detail})" if detail else ""))
+        self.operation = operation
+        self.hresult = hresult
+
+
+def _orpc() -> NdrWriter:
+    w = NdrWriter()
+    write_orpcthis(w, OrpcThis())
+    return w
+
+
+def _ipid_of(objref: bytes) -> uuid.UUID:
+    ref = decode_objref(objref)
+    if not isinstance(ref, ObjRefStandard):
+        raise NdrError("expected a standard object reference")
+    return ref.std.ipid
+
+
+def _class_object(objref: bytes) -> WmiClass | WmiInstance:
+    ref = decode_objref(objref)
+    if not isinstance(ref, ObjRefCustom):
+        raise NdrError("IWbemClassObject is not marshaled by value")
+    try:
+        return decode_encoding_unit(ref.data)
+    except WmioError as exc:
+        raise NdrError(f"bad MS-WMIO object: {exc}") from exc
+
+
+def to_pywbem(obj: WmiClass | WmiInstance) -> pywbem.CIMInstance | pywbem.CIMClass:
+    return to_pywbem_instance(obj) if isinstance(obj, WmiInstance) else to_pywbem_class(obj)
+
+
+@dataclass
+class WmiEnumerator:
+    """An IEnumWbemClassObject (MS-WMI 3.2.4.2): ``next`` pulls objects, semisynchronously."""
+
+    client: WmiClient
+    ipid: uuid.UUID
+    done: bool = field(default=False)
+
+    async def next(self, count: int = 1, timeout: float | None = None) -> list[WmiClass | WmiInstance]:
+        """IEnumWbemClassObject::Next; ``timeout`` None = WBEM_INFINITE. Sets ``done`` on WBEM_S_FALSE."""
+        w = _orpc()
+        w.u32(WBEM_INFINITE if timeout is None else int(timeout * 1000))
+        w.u32(count)
+        r = await self.client._call(IID_IENUM_WBEM_CLASS_OBJECT, 4, w, self.ipid)
+        r.count("apObjects max count", 0)
+        r.u32("apObjects offset")
+        n = r.count("apObjects", 4)
+        present = [r.referent("IWbemClassObject") for _ in range(n)]
+        refs = [r.interface_pointer_body() for p in present if p]
+        r.u32("puReturned")
+        status = r.u32("HRESULT")
+        if status not in (WBEM_S_NO_ERROR, WBEM_S_FALSE, WBEM_S_TIMEDOUT):
+            raise WmiError("IEnumWbemClassObject::Next", status)
+        if status == WBEM_S_FALSE:
+            self.done = True
+        return [_class_object(ref) for ref in refs]
+
+    async def all(self, batch: int = 50) -> list[WmiClass | WmiInstance]:
+        out: list[WmiClass | WmiInstance] = []
+        while not self.done:
+            out += await self.next(batch)
+        return out
+
+    async def reset(self) -> None:
+        r = await self.client._call(IID_IENUM_WBEM_CLASS_OBJECT, 3, _orpc(), self.ipid)
+        status = r.u32("HRESULT")
+        if status != WBEM_S_NO_ERROR:
+            raise WmiError("IEnumWbemClassObject::Reset", status)
+        self.done = False
+
+    async def release(self) -> None:
+        await self.client.release(self.ipid)
+
+
+class WmiClient:
+    """An IWbemServices session over DCOM."""
+
+    def __init__(self, orpc: RpcClient, services: uuid.UUID, ipid_remunknown: uuid.UUID, namespace: str) -> None:
+        self._orpc = orpc
+        self.services = services
+        self.ipid_remunknown = ipid_remunknown
+        self.namespace = namespace
+
+    @classmethod
+    async def connect(cls, host: str, epm_port: int, username: str, password: str, *,
+                      namespace: str = "root/cimv2", auth_level: int = AuthLevel.PKT_PRIVACY,
+                      timeout: float = 30.0) -> WmiClient:
+        creds = Credentials(username, password, auth_level)
+        epm = RpcClient(host, epm_port, creds, timeout=timeout)
+        await epm.connect()
+        try:
+            w = NdrWriter()
+            write_orpcthis(w, OrpcThis(flags=1))
+            w.referent(False)   # pUnkOuter
+            w.interface_pointer(build_activation_request(CLSID_WBEM_LEVEL1_LOGIN, [IID_IWBEM_LEVEL1_LOGIN]))
+            stub = await epm.call(IID_IREMOTESCMACTIVATOR, 4, w.getvalue())
+        except RpcClientError as exc:
+            raise WmiError("RemoteCreateInstance", exc.status or 0x80070005, exc.reason) from exc
+        finally:
+            await epm.close()
+        r = NdrReader(stub)
+        read_orpcthat(r)
+        blob = r.interface_pointer("ppActProperties")
+        status = r.u32("HRESULT")
+        if status != 0 or blob is None:
+            raise WmiError("RemoteCreateInstance", status)
+        reply = parse_activation_reply(blob)
+        if not reply.objrefs or reply.objrefs[0] is None or reply.results[0] != 0:
+            raise WmiError("RemoteCreateInstance", reply.results[0] if reply.results else 0x80004002)
+        login_ipid = _ipid_of(reply.objrefs[0])
+        binding = next((b.address for b in reply.bindings.strings if b.tower_id == 0x07), None)
+        match = _ADDR.match(binding or "")
+        if match is None:
+            raise WmiError("RemoteCreateInstance", 0x80070776, f"no ncacn_ip_tcp binding in {binding!r}")
+        orpc = RpcClient(host, int(match["port"]), creds, timeout=timeout)
+        await orpc.connect()
+        try:
+            w = _orpc()
+            w.lpwstr("//./" + namespace)
+            w.lpwstr(None)
+            w.i32(0)
+            w.interface_pointer(None)
+            try:
+                r = NdrReader(await orpc.call(IID_IWBEM_LEVEL1_LOGIN, 6, w.getvalue(), login_ipid))
+            except RpcClientError as exc:
+                raise WmiError("IWbemLevel1Login::NTLMLogin", exc.status or 0x80070005, exc.reason) from exc
+            read_orpcthat(r)
+            ref = r.interface_pointer("ppNamespace")
+            status = r.u32("HRESULT")
+            if status != 0 or ref is None:
+                raise WmiError("IWbemLevel1Login::NTLMLogin", status)
+            client = cls(orpc, _ipid_of(ref), reply.ipid_remunknown, namespace)
+            await client.release(login_ipid)
+            return client
+        except BaseException:
+            await orpc.close()
+            raise
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.release(self.services)
+        await self._orpc.close()
+
+    async def __aenter__(self) -> WmiClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _call(self, iid: uuid.UUID, opnum: int, w: NdrWriter, ipid: uuid.UUID) -> NdrReader:
+        try:
+            stub = await self._orpc.call(iid, opnum, w.getvalue(), ipid)
+        except RpcClientError as exc:
+            raise WmiError(f"opnum {opnum}", exc.status or 0x80010108, exc.reason) from exc
+        r = NdrReader(stub)
+        read_orpcthat(r)
+        return r
+
+    async def release(self, ipid: uuid.UUID) -> None:
+        """IRemUnknown::RemRelease of all public references (MS-DCOM 3.1.1.5.6.1.3)."""
+        w = _orpc()
+        w.u16(1)
+        w.u32(1)
+        w.guid(ipid)
+        w.u32(5)
+        w.u32(0)
+        r = await self._call(IID_IREMUNKNOWN, 5, w, self.ipid_remunknown)
+        r.u32("HRESULT")
+
+    # ---------------------------------------------------------------------------- IWbemServices
+
+    async def get_object(self, path: str) -> pywbem.CIMInstance | pywbem.CIMClass:
+        """IWbemServices::GetObject (MS-WMI 3.1.4.3.4)."""
+        w = _orpc()
+        w.bstr(path)
+        w.i32(0)
+        w.interface_pointer(None)
+        w.referent(False)
+        w.referent(False)
+        r = await self._call(IID_IWBEM_SERVICES, 6, w, self.services)
+        ref = r.interface_pointer("ppObject") if r.referent("ppObject") else None
+        if r.referent("ppCallResult"):
+            r.interface_pointer("ppCallResult")
+        status = r.u32("HRESULT")
+        if status != 0 or ref is None:
+            raise WmiError("GetObject", status, path)
+        return to_pywbem(_class_object(ref))
+
+    async def _enum_call(self, opnum: int, w: NdrWriter, what: str) -> WmiEnumerator:
+        r = await self._call(IID_IWBEM_SERVICES, opnum, w, self.services)
+        ref = r.interface_pointer("ppEnum")
+        status = r.u32("HRESULT")
+        if status != 0 or ref is None:
+            raise WmiError(what, status)
+        return WmiEnumerator(self, _ipid_of(ref))
+
+    async def exec_query_enum(self, query: str, flags: int = WBEM_FLAG_RETURN_IMMEDIATELY | WBEM_FLAG_FORWARD_ONLY,
+                              language: str = "WQL") -> WmiEnumerator:
+        """IWbemServices::ExecQuery (MS-WMI 3.1.4.3.18)."""
+        w = _orpc()
+        w.bstr(language)
+        w.bstr(query)
+        w.i32(flags)
+        w.interface_pointer(None)
+        return await self._enum_call(20, w, "ExecQuery")
+
+    async def exec_query(self, query: str, language: str = "WQL") -> list[pywbem.CIMInstance]:
+        enum = await self.exec_query_enum(query, language=language)
+        try:
+            objs = await enum.all()
+        finally:
+            await enum.release()
+        return [to_pywbem_instance(o) for o in objs if isinstance(o, WmiInstance)]
+
+    async def exec_notification_query(self, query: str) -> WmiEnumerator:
+        """IWbemServices::ExecNotificationQuery, semisynchronous (MS-WMI 3.1.4.3.20)."""
+        w = _orpc()
+        w.bstr("WQL")
+        w.bstr(query)
+        w.i32(WBEM_FLAG_RETURN_IMMEDIATELY | WBEM_FLAG_FORWARD_ONLY)
+        w.interface_pointer(None)
+        return await self._enum_call(22, w, "ExecNotificationQuery")
+
+    async def put_instance(self, instance: pywbem.CIMInstance, flags: int = 0) -> None:
+        """IWbemServices::PutInstance (MS-WMI 3.1.4.3.12); the class is fetched to type the values."""
+        cls = await self._wmi_class(str(instance.classname))
+        obj = from_pywbem_instance(instance, cls)
+        ref = ObjRefCustom(IID_IWBEM_CLASS_OBJECT, CLSID_WBEM_CLASS_OBJECT, encode_encoding_unit(obj)).encode()
+        w = _orpc()
+        w.interface_pointer(ref)
+        w.i32(flags)
+        w.interface_pointer(None)
+        w.referent(False)
+        r = await self._call(IID_IWBEM_SERVICES, 14, w, self.services)
+        if r.referent("ppCallResult"):
+            r.interface_pointer("ppCallResult")
+        status = r.u32("HRESULT")
+        if status != 0:
+            raise WmiError("PutInstance", status)
+
+    async def delete_instance(self, path: str | pywbem.CIMInstanceName) -> None:
+        """IWbemServices::DeleteInstance (MS-WMI 3.1.4.3.14)."""
+        text = path if isinstance(path, str) else format_object_path(path, with_namespace=False)
+        w = _orpc()
+        w.bstr(text)
+        w.i32(0)
+        w.interface_pointer(None)
+        w.referent(False)
+        r = await self._call(IID_IWBEM_SERVICES, 16, w, self.services)
+        if r.referent("ppCallResult"):
+            r.interface_pointer("ppCallResult")
+        status = r.u32("HRESULT")
+        if status != 0:
+            raise WmiError("DeleteInstance", status, text)
+
+    async def exec_method(self, path: str, method: str, params: dict[str, Any] | None = None
+                          ) -> dict[str, Any]:
+        """IWbemServices::ExecMethod (MS-WMI 3.1.4.3.22): returns the out parameters incl. ReturnValue."""
+        classname = path.split(".", 1)[0].split("=", 1)[0]
+        cls = await self._wmi_class(classname)
+        meth = next((m for m in cls.methods if m.name.lower() == method.lower()), None)
+        in_ref = None
+        if params:
+            if meth is None or meth.in_signature is None:
+                raise WmiError("ExecMethod", 0x80041008, f"{method} takes no parameters")
+            inst = pywbem.CIMInstance("__PARAMETERS", properties={
+                k: pywbem.CIMProperty(k, v, type=_ptype(meth.in_signature, k)) for k, v in params.items()})
+            obj = from_pywbem_instance(inst, meth.in_signature)
+            in_ref = ObjRefCustom(IID_IWBEM_CLASS_OBJECT, CLSID_WBEM_CLASS_OBJECT, encode_encoding_unit(obj)).encode()
+        w = _orpc()
+        w.bstr(path)
+        w.bstr(method)
+        w.i32(0)
+        w.interface_pointer(None)
+        w.interface_pointer(in_ref)
+        w.referent(False)
+        w.referent(False)
+        r = await self._call(IID_IWBEM_SERVICES, 24, w, self.services)
+        out_ref = r.interface_pointer("ppOutParams") if r.referent("ppOutParams") else None
+        if r.referent("ppCallResult"):
+            r.interface_pointer("ppCallResult")
+        status = r.u32("HRESULT")
+        if status != 0:
+            raise WmiError("ExecMethod", status, f"{path}.{method}")
+        if out_ref is None:
+            return {}
+        out = _class_object(out_ref)
+        if not isinstance(out, WmiInstance):
+            return {}
+        return {str(p.name): p.value for p in to_pywbem_instance(out).properties.values()}
+
+    async def _wmi_class(self, classname: str) -> WmiClass:
+        w = _orpc()
+        w.bstr(classname)
+        w.i32(0)
+        w.interface_pointer(None)
+        w.referent(False)
+        w.referent(False)
+        r = await self._call(IID_IWBEM_SERVICES, 6, w, self.services)
+        ref = r.interface_pointer("ppObject") if r.referent("ppObject") else None
+        if r.referent("ppCallResult"):
+            r.interface_pointer("ppCallResult")
+        status = r.u32("HRESULT")
+        if status != 0 or ref is None:
+            raise WmiError("GetObject", status, classname)
+        obj = _class_object(ref)
+        if not isinstance(obj, WmiClass):
+            raise WmiError("GetObject", 0x80041010, f"{classname} is not a class")
+        return obj
+
+
+def _ptype(sig: WmiClass, name: str) -> str:
+    from harness.wire.wmio.pywbem_bridge import pywbem_type_of
+
+    return pywbem_type_of(sig.property(name).cim_type)
