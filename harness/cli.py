@@ -83,9 +83,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"wmh serve: {args.password_env} is not set; a random password was generated for "
               f"user {config.username!r}. Set {args.password_env} to choose one.", file=sys.stderr)
         print(f"password: {config.password}", file=sys.stderr)
+    config.epm_port, config.wmi_port, config.wmi_enabled = args.epm_port, args.wmi_port, args.epm_port >= 0
     store = default_store()
+    from harness.targets.mock.wmi_server import run_with_wmi
+
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_forever(store, config))
+        asyncio.run(run_with_wmi(store, config, serve_forever(store, config)))
     return 0
 
 
@@ -136,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="AllowUnencrypted: accept plain-text messages over HTTP (default on)")
     serve.add_argument("--cbt-hardening", choices=["None", "Relaxed", "Strict"], default="Relaxed",
                        help="CbtHardeningLevel for HTTPS channel binding (default Relaxed)")
+    serve.add_argument("--epm-port", type=int, default=135,
+                       help="WMI over DCOM: endpoint mapper port (default 135; 0 = ephemeral; -1 = no WMI)")
+    serve.add_argument("--wmi-port", type=int, default=0,
+                       help="WMI over DCOM: ORPC port named in the OXID bindings (default 0 = ephemeral)")
     serve.set_defaults(func=cmd_serve)
 
     check = sub.add_parser("check-pcap", help="check the WS-Man traffic in a pcap/pcapng capture")

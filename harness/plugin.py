@@ -159,6 +159,8 @@ def _resolve_target(state: _Session, name: str) -> Target:
         base = spec if isinstance(spec, Target) else Target(name=MOCK, url=url)
         target = replace(base, url=url, username=mock.config.username, password=mock.config.password,
                          is_mock=True, timeout=10.0)
+        if mock.wmi_endpoint is not None:
+            target = replace(target, wmi_host=mock.wmi_endpoint[0], wmi_port=mock.wmi_endpoint[1])
     target = _with_capabilities(state, target)
     state.tap.add_secret(target.password)
     state.targets[name] = target
@@ -259,6 +261,22 @@ async def wsman(wm_target: Target, request: pytest.FixtureRequest) -> AsyncItera
         validator = default_validator()
     async with WSManClient(wm_target, tap=state.tap, validator=validator) as client:
         yield client
+
+
+@pytest.fixture
+async def wmi(wm_target: Target) -> AsyncIterator[Any]:
+    """An async :class:`harness.client.wmi.WmiClient` (WMI over DCOM, MS-WMI) bound to ``wm_target``'s
+    root/cimv2: the mock's WMI role, or port 135 of the target host (``wmi_host`` / ``wmi_port``)."""
+    from harness.client.wmi import WmiClient
+
+    host = wm_target.wmi_host or wm_target.host
+    port = wm_target.wmi_port or 135
+    client = await WmiClient.connect(host, port, wm_target.username or "", wm_target.password or "",
+                                     timeout=wm_target.timeout)
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

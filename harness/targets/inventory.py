@@ -60,6 +60,9 @@ MOCK_CAPABILITIES: frozenset[str] = frozenset(
         "ntlm",
         "negotiate",
         "message-encryption",
+        # WMI over DCOM (MS-WMI 3.1, MS-DCOM): IWbemServices, semisynchronous event queries
+        "wmi",
+        "wmi-events",
     }
 )
 
@@ -95,6 +98,9 @@ class Target:
     profile: str | None = None
     #: The inventory lists neither capabilities nor a profile: detect them (Identify and probes).
     detect_capabilities: bool = False
+    #: WMI over DCOM (MS-WMI): host and endpoint mapper port; None = the URL's host and port 135.
+    wmi_host: str | None = None
+    wmi_port: int | None = None
 
     @property
     def tls_verify(self) -> bool | str:
@@ -145,6 +151,9 @@ def target_from_entry(entry: dict[str, object]) -> Target:
     timeout = entry.get("timeout", 30.0)
     if not isinstance(timeout, int | float):
         raise InventoryError(f"target {name!r}: timeout must be a number")
+    wmi_port = entry.get("wmi_port")
+    if wmi_port is not None and (not isinstance(wmi_port, int) or isinstance(wmi_port, bool)):
+        raise InventoryError(f"target {name!r}: wmi_port must be an integer")
     return Target(
         name=name,
         url=url,
@@ -161,6 +170,8 @@ def target_from_entry(entry: dict[str, object]) -> Target:
         expected_failures=tuple(xfails),
         profile=profile,
         detect_capabilities=not listed,
+        wmi_host=str(entry["wmi_host"]) if entry.get("wmi_host") else None,
+        wmi_port=wmi_port,
     )
 
 

@@ -98,6 +98,7 @@ class RpcConnection:
     assoc_group: int = 0
     reassembler: Reassembler = field(default_factory=lambda: Reassembler(MAX_CALL))
     closed: bool = False
+    bound: bool = False
 
     # -------------------------------------------------------------------------- binding
 
@@ -123,7 +124,8 @@ class RpcConnection:
         body = pdu.body
         assert isinstance(body, Bind)
         is_alter = pdu.ptype is PType.ALTER_CONTEXT
-        if not is_alter and self.contexts:
+        if not is_alter and self.bound:
+            # C706 12.6.4.3: one bind per association; later contexts come with alter_context
             return [self._nak(pdu.call_id, NakReason.REASON_NOT_SPECIFIED)]
         if (body.max_recv_frag < MIN_FRAG or body.max_xmit_frag < MIN_FRAG) and not is_alter:
             return [self._nak(pdu.call_id, NakReason.LOCAL_LIMIT_EXCEEDED)]
@@ -144,6 +146,7 @@ class RpcConnection:
             self.max_xmit = max(MIN_FRAG, min(MAX_FRAG, body.max_recv_frag))
             self.assoc_group = body.assoc_group_id or self.server.new_assoc_group()
         results = self._negotiate(body)
+        self.bound = True
         ack = BindAck(self.max_xmit, self.max_xmit, self.assoc_group,
                       "" if is_alter else str(self.server.port), results)
         reply = RpcPdu(PType.ALTER_CONTEXT_RESP if is_alter else PType.BIND_ACK, pdu.call_id, ack,
@@ -346,7 +349,7 @@ class RpcServer:
             if task is not None:
                 self._tasks.discard(task)
             writer.close()
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await writer.wait_closed()
             if self.on_connection is not None:
                 await self.on_connection(conn)

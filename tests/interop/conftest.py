@@ -91,10 +91,10 @@ def mock_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockServer
         yield server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def wmh_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., MockServer]]:
     """Start more ``wmh serve`` subprocesses with extra options (``--https``, policy switches);
-    ``start(*options, https=True)``. All are stopped at session end."""
+    ``start(*options, https=True)``. All are stopped when the test module ends."""
     with contextlib.ExitStack() as stack:
         def start(*options: str, https: bool = False) -> MockServer:
             return stack.enter_context(_wmh_serve(tmp_path_factory, options, https=https))

@@ -55,3 +55,8 @@ class MockConfig:
     #: of the event clock.
     subscription_manager_url: str | None = None
     subscription_manager_refresh: float = 60.0
+    #: WMI over DCOM (MS-WMI, MS-DCOM): serve it beside WS-Man, on this endpoint mapper port (135 on
+    #: Windows; 0 = ephemeral) and this ORPC port (a dynamic port on Windows; 0 = ephemeral).
+    wmi_enabled: bool = True
+    epm_port: int = 0
+    wmi_port: int = 0

@@ -77,6 +77,7 @@ class Export:
     oid: int
     obj: ComObject
     refs: int = DEFAULT_PUBLIC_REFS
+    owner: object = None
 
 
 Factory = Callable[[RpcCall], Awaitable[ComObject] | ComObject]
@@ -107,16 +108,17 @@ class DcomRuntime:
     def register_class(self, clsid: uuid.UUID, factory: Factory) -> None:
         self.factories[clsid] = factory
 
-    def export(self, obj: ComObject, iid: uuid.UUID, oid: int | None = None) -> bytes:
+    def export(self, obj: ComObject, iid: uuid.UUID, oid: int | None = None, owner: object = None) -> bytes:
         """Marshal an interface pointer: a new IPID for ``obj`` and its OBJREF_STANDARD (MS-DCOM 2.2.18.4).
 
-        SORF_NOPING is set: the mock keeps objects until released or the server stops (MS-DCOM 3.1.1.5.6.3
-        garbage collection by pinging is not needed then)."""
+        SORF_NOPING is set: instead of ping-based garbage collection (MS-DCOM 3.2.6.1) the mock releases
+        an object when it is released remotely, when its ``owner`` (the connection whose call created
+        it) closes, or when the server stops."""
         with self._lock:
             if oid is None:
                 oid = secrets.randbits(63) | 1
             ipid = uuid.uuid4()
-            self.exports[ipid] = Export(ipid, iid, oid, obj)
+            self.exports[ipid] = Export(ipid, iid, oid, obj, owner=owner)
             self._oids.setdefault(oid, []).append(ipid)
         std = StdObjRef(SORF_NOPING, DEFAULT_PUBLIC_REFS, self.oxid, oid, ipid)
         return ObjRefStandard(iid, std, self.bindings()).encode()
@@ -320,7 +322,7 @@ class DcomRuntime:
             for iid in iids:
                 w.align(8)
                 if export is not None and (iid in export.obj.interfaces() or iid == IID_IUNKNOWN):
-                    ref = self.export(export.obj, iid, export.oid)
+                    ref = self.export(export.obj, iid, export.oid, export.owner)
                     std = ref[24:64]
                     w.u32(S_OK)
                     w.align(8)
@@ -355,6 +357,13 @@ class DcomRuntime:
             w.u32(E_NOTIMPL)
             return
         raise RpcFault(FaultStatus.NCA_S_OP_RNG_ERROR, f"IRemUnknown opnum {op}")
+
+    def release_owned(self, owner: object) -> None:
+        """Release every interface pointer created by calls on ``owner`` (a closed connection)."""
+        with self._lock:
+            owned = [(e.ipid, e.refs) for e in self.exports.values() if e.owner is owner]
+        for ipid, refs in owned:
+            self._release(ipid, refs)
 
     def close(self) -> None:
         with self._lock:

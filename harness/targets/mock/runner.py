@@ -16,6 +16,7 @@ from harness.cim.mof import default_store
 from harness.cim.store import CimStore
 from harness.targets.mock.config import MockConfig
 from harness.targets.mock.http_server import build_app
+from harness.targets.mock.wmi_server import WmiServer, start_wmi_server
 
 STARTUP_TIMEOUT = 20.0
 
@@ -32,6 +33,8 @@ class MockServerThread:
     _runner: web.AppRunner | None = None
     _ready: threading.Event = field(default_factory=threading.Event)
     _error: BaseException | None = None
+    #: The WMI over DCOM role (MS-WMI) beside WS-Man when ``config.wmi_enabled`` (ephemeral ports by default).
+    wmi: WmiServer | None = None
 
     def start(self) -> str:
         if self.store is None:
@@ -70,8 +73,18 @@ class MockServerThread:
         assert isinstance(server, asyncio.base_events.Server)
         port = server.sockets[0].getsockname()[1]
         self.url = f"http://{self.config.host}:{port}/wsman"
+        if self.config.wmi_enabled:
+            self.wmi = await start_wmi_server(self.store, self.config)
+
+    @property
+    def wmi_endpoint(self) -> tuple[str, int] | None:
+        """(host, endpoint mapper port) of the WMI role, or None when it does not run."""
+        return (self.config.host, self.wmi.epm_port) if self.wmi is not None else None
 
     async def _shutdown(self) -> None:
+        if self.wmi is not None:
+            await self.wmi.close()
+            self.wmi.users.close()
         if self._runner is not None:
             await self._runner.cleanup()
 

@@ -19,18 +19,20 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pywbem
 
-from harness.auth.users import UserDatabase
+from harness.auth.users import LocalUser, UserDatabase
 from harness.cim.errors import WBEM_HRESULT, CimError, CimStatus
+from harness.cim.paths import ObjectPath, parse_object_path
 from harness.cim.store import CimStore, StoreChange
 from harness.cim.wql import WqlQuery, evaluate_where, parse_wql
+from harness.targets.mock.config import MockConfig
 from harness.targets.mock.dcom_runtime import DcomRuntime
 from harness.targets.mock.events import EVENT_ANCESTRY, filetime
-from harness.transport.dcerpc_server import RpcCall, RpcFault, RpcServer
+from harness.transport.dcerpc_server import RpcCall, RpcConnection, RpcFault, RpcServer
 from harness.wire.dcom.ndr import NdrError, NdrReader, NdrWriter
 from harness.wire.dcom.orpc import ObjRefCustom, decode_objref
 from harness.wire.wmi.constants import (
@@ -200,7 +202,7 @@ class Level1Login:
             w.u32(WBEM_E_INVALID_NAMESPACE)
             return
         services = Services(self.server, ns, call.user.read_only if call.user else True)
-        w.interface_pointer(runtime.export(services, IID_IWBEM_SERVICES))
+        w.interface_pointer(runtime.export(services, IID_IWBEM_SERVICES, owner=call.connection))
         w.u32(WBEM_S_NO_ERROR)
 
 
@@ -271,7 +273,7 @@ class Enumerator:
                 w.u32(WBEM_E_INVALID_OPERATION)
                 return
             clone = Enumerator(self.server, list(self.items), self.position)
-            w.interface_pointer(runtime.export(clone, IID_IENUM_WBEM_CLASS_OBJECT))
+            w.interface_pointer(runtime.export(clone, IID_IENUM_WBEM_CLASS_OBJECT, owner=call.connection))
             w.u32(WBEM_S_NO_ERROR)
             return
         if opnum == 7:     # Skip (3.1.4.4.5)
@@ -394,21 +396,21 @@ class Services:
     def store(self) -> CimStore:
         return self.server.store
 
+    def _parse_path(self, path: str) -> ObjectPath:
+        """An object path (MS-WMI 2.2.1.1) of this namespace; a namespace prefix must name this one."""
+        parsed = parse_object_path(path)
+        if parsed.namespace:
+            ns = self.store.normalize_namespace(_wmi_namespace(parsed.namespace))
+            if ns != self.namespace:
+                raise CimError(CimStatus.INVALID_NAMESPACE, f"object path names namespace {parsed.namespace}")
+        return parsed
+
     def _object(self, path: str) -> WmiClass | WmiInstance:
         """GetObject semantics (3.1.4.3.4): a class path or an instance path."""
-        text = path.strip()
-        if ":" in text:
-            prefix, _, rest = text.rpartition(":")
-            if prefix and not rest.startswith(("\\", "/")):
-                ns = self.store.normalize_namespace(_wmi_namespace(prefix))
-                if ns != self.namespace:
-                    raise CimError(CimStatus.INVALID_NAMESPACE, "object path names another namespace")
-                text = rest
-        if not text:
-            raise CimError(CimStatus.INVALID_PARAMETER, "empty object path")
-        if "." not in text and "=" not in text:
-            return self.server.objects.wmi_class(self.namespace, text)
-        name = self.store.resolve_path(self.namespace, text)
+        parsed = self._parse_path(path)
+        if not parsed.is_instance:
+            return self.server.objects.wmi_class(self.namespace, parsed.classname)
+        name = self.store.resolve_path(self.namespace, parsed)
         return self.server.objects.instance(self.namespace, self.store.get_instance(self.namespace, name))
 
     async def invoke(self, iid: uuid.UUID, opnum: int, r: NdrReader, w: NdrWriter, call: RpcCall,
@@ -434,7 +436,8 @@ class Services:
             w.referent(False)
             w.u32(WBEM_E_INVALID_NAMESPACE)
             return
-        _write_out_ptr(w, runtime.export(Services(self.server, ns, self.read_only), IID_IWBEM_SERVICES))
+        _write_out_ptr(w, runtime.export(Services(self.server, ns, self.read_only), IID_IWBEM_SERVICES,
+                                       owner=call.connection))
         w.referent(False)
         w.u32(WBEM_S_NO_ERROR)
 
@@ -510,7 +513,7 @@ class Services:
         _read_inout_ptr(r, "ppCallResult")
         try:
             self._check_write()
-            self.store.delete_instance(self.namespace, self.store.resolve_path(self.namespace, path))
+            self.store.delete_instance(self.namespace, self.store.resolve_path(self.namespace, self._parse_path(path)))
         except CimError as exc:
             w.referent(False)
             w.u32(hresult_of(exc))
@@ -518,8 +521,10 @@ class Services:
         w.referent(False)
         w.u32(WBEM_S_NO_ERROR)
 
-    def _enum_reply(self, w: NdrWriter, runtime: DcomRuntime, items: list[WmiClass | WmiInstance]) -> None:
-        w.interface_pointer(runtime.export(Enumerator(self.server, items), IID_IENUM_WBEM_CLASS_OBJECT))
+    def _enum_reply(self, w: NdrWriter, runtime: DcomRuntime, items: list[WmiClass | WmiInstance],
+                    call: RpcCall) -> None:
+        w.interface_pointer(runtime.export(Enumerator(self.server, items), IID_IENUM_WBEM_CLASS_OBJECT,
+                                           owner=call.connection))
         w.u32(WBEM_S_NO_ERROR)
 
     async def _create_instance_enum(self, r: NdrReader, w: NdrWriter, call: RpcCall, runtime: DcomRuntime) -> None:
@@ -534,7 +539,7 @@ class Services:
             w.referent(False)
             w.u32(hresult_of(exc))
             return
-        self._enum_reply(w, runtime, items)
+        self._enum_reply(w, runtime, items, call)
 
     async def _exec_query(self, r: NdrReader, w: NdrWriter, call: RpcCall, runtime: DcomRuntime) -> None:
         """ExecQuery (3.1.4.3.18): WQL only (WBEM_E_INVALID_QUERY_TYPE otherwise)."""
@@ -553,7 +558,7 @@ class Services:
             w.referent(False)
             w.u32(hresult_of(exc))
             return
-        self._enum_reply(w, runtime, items)
+        self._enum_reply(w, runtime, items, call)
 
     async def _exec_notification_query(self, r: NdrReader, w: NdrWriter, call: RpcCall,
                                        runtime: DcomRuntime) -> None:
@@ -576,7 +581,7 @@ class Services:
                 else:
                     stream = EventStream(self.server, self.namespace, query)
                     enum = Enumerator(self.server, events=stream)
-                    w.interface_pointer(runtime.export(enum, IID_IENUM_WBEM_CLASS_OBJECT))
+                    w.interface_pointer(runtime.export(enum, IID_IENUM_WBEM_CLASS_OBJECT, owner=call.connection))
                     w.u32(WBEM_S_NO_ERROR)
                     return
             except CimError as exc:
@@ -602,13 +607,13 @@ class Services:
                     raise CimError(CimStatus.INVALID_PARAMETER, "pInParams is not an instance")
                 for prop in to_pywbem_instance(inparams, include_defaults=False).properties.values():
                     params[str(prop.name)] = prop.value
-            text = path.strip()
+            parsed = self._parse_path(path)
             target: pywbem.CIMInstanceName | str
-            if "." in text or "=" in text:
-                target = self.store.resolve_path(self.namespace, text)
+            if parsed.is_instance:
+                target = self.store.resolve_path(self.namespace, parsed)
                 classname = str(target.classname)
             else:
-                target = classname = text
+                target = classname = parsed.classname
             wcls = self.server.objects.wmi_class(self.namespace, classname)
             meth = next((m for m in wcls.methods if m.name.lower() == method.lower()), None)
             if meth is None:
@@ -659,6 +664,10 @@ class WmiServer:
         self.runtime.register_class(CLSID_WBEM_LEVEL1_LOGIN, lambda call: Level1Login(self))
         self.epm = RpcServer(self.runtime, users, host=host, port=epm_port, hostname=machine)
         self.orpc = RpcServer(self.runtime, users, host=host, port=orpc_port, hostname=machine)
+        self.orpc.on_connection = self._connection_closed
+
+    async def _connection_closed(self, connection: RpcConnection) -> None:
+        self.runtime.release_owned(connection)
 
     @property
     def epm_port(self) -> int:
@@ -683,3 +692,38 @@ class WmiServer:
         await self.epm.close()
         await self.orpc.close()
         self.runtime.close()
+
+
+def users_of(config: MockConfig) -> UserDatabase:
+    """The mock's local users (administrator + read-only users, MS-WMOD 2.9.3), as the WS-Man role has them."""
+    users = [LocalUser(config.username, config.password)]
+    users += [LocalUser(name, password, read_only=True) for name, password in config.read_only_users.items()]
+    return UserDatabase(users, machine=config.machine)
+
+
+async def start_wmi_server(store: CimStore, config: MockConfig) -> WmiServer:
+    """Start the WMI role on ``config.host``: endpoint mapper ``config.epm_port``, ORPC ``config.wmi_port``."""
+    server = WmiServer(store, users_of(config), host=config.host, epm_port=config.epm_port,
+                       orpc_port=config.wmi_port, machine=config.machine)
+    await server.start()
+    return server
+
+
+async def run_with_wmi(store: CimStore, config: MockConfig, main: Awaitable[None]) -> None:
+    """Run ``main`` (the WS-Man server) with the WMI role beside it (``wmh serve``). When the WMI ports
+    cannot be bound (port 135 needs privileges) WS-Man still runs and the reason is logged."""
+    wmi: WmiServer | None = None
+    if config.wmi_enabled:
+        try:
+            wmi = await start_wmi_server(store, config)
+            log.warning("WMI over DCOM: endpoint mapper %s:%d, ORPC port %d", config.host, wmi.epm_port,
+                        wmi.orpc_port)
+        except OSError as exc:
+            log.warning("WMI over DCOM not started: cannot listen on %s:%d/%d: %s", config.host, config.epm_port,
+                        config.wmi_port, exc)
+    try:
+        await main
+    finally:
+        if wmi is not None:
+            await wmi.close()
+            wmi.users.close()

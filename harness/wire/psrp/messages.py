@@ -19,7 +19,7 @@ import enum
 import struct
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, TypeVar
 
 from harness.wire.psrp.clixml import (
@@ -977,13 +977,8 @@ def parse_payload(message_type: MessageType, data: bytes, limits: DecodeLimits |
     """Decode the CLIXML ``data`` of a message into its payload class. Raises only :class:`PsrpDecodeError`."""
     cls = PAYLOAD_TYPES[message_type]
     if cls is EndOfPipelineInput:
-        if data.strip(UTF8_BOM):
+        if data not in (b"", UTF8_BOM):
             raise PsrpDecodeError("END_OF_PIPELINE_INPUT must carry no data")
         return EndOfPipelineInput()
     value = deserialize(data, limits=limits) if limits is not None else deserialize(data)
     return cls.from_value(value)
-
-
-def payload_fields(payload: Payload) -> dict[str, Any]:
-    """The dataclass fields of a payload (for reports and tests)."""
-    return {f.name: getattr(payload, f.name) for f in fields(payload)}  # type: ignore[arg-type]

@@ -688,9 +688,11 @@ def build_event_pull_response(relates_to: str | None, context: str | None, event
 
 def build_pull_heartbeat(relates_to: str | None, context: str | None, *, bookmark: str | None = None,
                          message_id: str | None = None) -> bytes:
-    """Heartbeat of a Pull-mode subscription (DSP0226 10.2.5): the answer to a Pull during which no
-    event arrived for the Heartbeats interval -- a PullResponse with the context and no items whose
-    wsa:Action is wsman:Heartbeat."""
+    """Heartbeat of a Pull-mode subscription (DSP0226 10.2.5, which applies heartbeats to every
+    delivery mode): the answer to a Pull during which no event arrived for the Heartbeats interval
+    -- a PullResponse with the context and no items whose wsa:Action is wsman:Heartbeat. This wire
+    form is the harness's reading of DSP0226 10.2.5; it has not been compared with a Windows
+    capture (Windows collectors use push modes)."""
     root = etree.Element(N_PULL_RESPONSE, nsmap={"n": NS_ENUMERATION, "w": NS_WSMAN})
     if context is not None:
         _sub(root, N_CONTEXT, context)

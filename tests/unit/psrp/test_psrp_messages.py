@@ -218,8 +218,9 @@ PYPSRP_READABLE = [
         MessageType.CREATE_PIPELINE,  # same HostInfo limitation
         MessageType.CONNECT_RUNSPACEPOOL,  # pypsrp only packs it; <S /> cannot be unpacked
         MessageType.END_OF_PIPELINE_INPUT,  # pypsrp only packs it
-        MessageType.ERROR_RECORD,  # wants its full ErrorRecord property set
-        MessageType.RUNSPACEPOOL_STATE,  # wants ExceptionAsErrorRecord as its own ErrorRecord class
+        # the samples carry ad-hoc error objects; pypsrp needs full ErrorRecords (test_psrp_records.py):
+        MessageType.ERROR_RECORD,
+        MessageType.RUNSPACEPOOL_STATE,
         MessageType.PIPELINE_STATE,
         MessageType.USER_EVENT,  # wants PSEventArgs.Sender etc. with typed metadata
         MessageType.DEBUG_RECORD,

@@ -143,3 +143,31 @@ async def test_exec_method(server: WmiServer, store: CimStore) -> None:
     async with await _client(server) as wmi:
         out = await wmi.exec_method('Win32_Service.Name="Spooler"', "StopService")
     assert "ReturnValue" in out
+
+
+async def test_objects_of_a_closed_connection_are_released(server: WmiServer) -> None:
+    """Without ping-based garbage collection the mock frees a connection's objects when it closes."""
+    wmi = await _client(server)
+    await wmi.exec_notification_query("SELECT * FROM __InstanceDeletionEvent WHERE TargetInstance ISA 'CIM_Service'")
+    await wmi.exec_query_enum("SELECT * FROM Win32_Service")
+    assert len(server.runtime.exports) >= 3
+    await wmi._orpc.close()
+    for _ in range(100):
+        if not server.runtime.exports:
+            break
+        await asyncio.sleep(0.02)
+    assert server.runtime.exports == {}
+
+
+async def test_object_paths_with_namespace_and_malformed(server: WmiServer) -> None:
+    from harness.wire.wmi.constants import WBEM_E_INVALID_OBJECT_PATH
+
+    async with await _client(server) as wmi:
+        full = await wmi.get_object('\\\\.\\root\\cimv2:Win32_Service.Name="WinRM"')
+        assert isinstance(full, pywbem.CIMInstance) and full["Name"] == "WinRM"
+        with pytest.raises(WmiError) as other_ns:
+            await wmi.get_object('root\\interop:Win32_Service.Name="WinRM"')
+        with pytest.raises(WmiError) as malformed:
+            await wmi.get_object('Win32_Service.Name="unterminated')
+    assert other_ns.value.hresult == WBEM_E_INVALID_NAMESPACE
+    assert malformed.value.hresult == WBEM_E_INVALID_OBJECT_PATH

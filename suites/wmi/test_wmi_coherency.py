@@ -1,0 +1,98 @@
+"""Cross-protocol coherency (MS-WMOD 2.4): WS-Man and WMI over DCOM expose one CIM repository, so a
+change made through one protocol is what the other one reads. WMI side: IWbemServices PutInstance
+(MS-WMI 3.1.4.3.12), GetObject (3.1.4.3.4), DeleteInstance (3.1.4.3.14), ExecQuery (3.1.4.3.18);
+WS-Man side: Transfer Get / Put / Create (MS-WSMV 3.1.4.1, 3.1.4.2, 3.1.4.5).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+import pywbem
+
+from harness.client.resources import wmi_uri
+from harness.client.wmi import WmiClient, WmiError
+from harness.client.wsman import WSManClient
+from harness.wire.wsman.faults import WSManFault
+
+pytestmark = [pytest.mark.requires("wsman", "wmi")]
+
+ENVIRONMENT = wmi_uri("Win32_Environment")
+SYSTEM = "<SYSTEM>"
+WBEM_E_NOT_FOUND = 0x80041002
+
+
+def _path(name: str) -> str:
+    return f'Win32_Environment.Name="{name}",UserName="{SYSTEM}"'
+
+
+def _instance(name: str, value: str) -> pywbem.CIMInstance:
+    return pywbem.CIMInstance("Win32_Environment", properties={
+        "Name": name, "UserName": SYSTEM, "VariableValue": value})
+
+
+async def _cleanup(wsman: WSManClient, name: str) -> None:
+    with contextlib.suppress(Exception):
+        await wsman.delete(ENVIRONMENT, {"Name": name, "UserName": SYSTEM})
+
+
+@pytest.mark.requirement("WSMV-GET-1")
+@pytest.mark.spec("MS-WMOD 2.4", "MS-WMI 3.1.4.3.12", "MS-WSMV 3.1.4.1")
+async def test_wmi_put_instance_is_seen_by_wsman_get(wsman: WSManClient, wmi: WmiClient, unique_name: str) -> None:
+    try:
+        await wmi.put_instance(_instance(unique_name, "from-wmi"))
+        got = await wsman.get(ENVIRONMENT, {"Name": unique_name, "UserName": SYSTEM})
+        assert got.properties["VariableValue"] == "from-wmi"
+        await wmi.put_instance(_instance(unique_name, "changed-by-wmi"))
+        again = await wsman.get(ENVIRONMENT, {"Name": unique_name, "UserName": SYSTEM})
+        assert again.properties["VariableValue"] == "changed-by-wmi"
+    finally:
+        await _cleanup(wsman, unique_name)
+
+
+@pytest.mark.requirement("WSMV-PUT-1")
+@pytest.mark.spec("MS-WMOD 2.4", "MS-WSMV 3.1.4.2", "MS-WMI 3.1.4.3.4", "MS-WMI 3.1.4.3.18")
+async def test_wsman_put_and_create_are_seen_by_wmi(wsman: WSManClient, wmi: WmiClient, unique_name: str) -> None:
+    try:
+        await wsman.create(ENVIRONMENT, {"Name": unique_name, "UserName": SYSTEM, "VariableValue": "v1"},
+                           class_name="Win32_Environment")
+        first = await wmi.get_object(_path(unique_name))
+        assert isinstance(first, pywbem.CIMInstance) and first["VariableValue"] == "v1"
+        await wsman.put(ENVIRONMENT, {"Name": unique_name, "UserName": SYSTEM}, {"VariableValue": "v2"},
+                        class_name="Win32_Environment")
+        second = await wmi.get_object(_path(unique_name))
+        assert isinstance(second, pywbem.CIMInstance) and second["VariableValue"] == "v2"
+        found = await wmi.exec_query(f"SELECT * FROM Win32_Environment WHERE Name = '{unique_name}'")
+        assert [i["VariableValue"] for i in found] == ["v2"]
+    finally:
+        await _cleanup(wsman, unique_name)
+
+
+@pytest.mark.requirement("WSMV-DELETE-1")
+@pytest.mark.spec("MS-WMOD 2.4", "MS-WMOD 2.5.2.7", "MS-WMI 3.1.4.3.14")
+async def test_delete_through_one_protocol_is_gone_for_the_other(
+        wsman: WSManClient, wmi: WmiClient, unique_name: str) -> None:
+    try:
+        await wmi.put_instance(_instance(unique_name, "x"))
+        await wmi.delete_instance(_path(unique_name))
+        with pytest.raises(WSManFault):
+            await wsman.get(ENVIRONMENT, {"Name": unique_name, "UserName": SYSTEM})
+        await wsman.create(ENVIRONMENT, {"Name": unique_name, "UserName": SYSTEM, "VariableValue": "y"},
+                           class_name="Win32_Environment")
+        await wsman.delete(ENVIRONMENT, {"Name": unique_name, "UserName": SYSTEM})
+        with pytest.raises(WmiError) as err:
+            await wmi.get_object(_path(unique_name))
+        assert err.value.hresult == WBEM_E_NOT_FOUND
+    finally:
+        await _cleanup(wsman, unique_name)
+
+
+@pytest.mark.requirement("WSMV-GET-1")
+@pytest.mark.spec("MS-WMOD 2.4", "MS-WMI 3.1.4.3.4", "MS-WSMV 3.1.4.1")
+async def test_services_read_the_same_through_both_protocols(wsman: WSManClient, wmi: WmiClient) -> None:
+    over_wmi = await wmi.get_object('Win32_Service.Name="WinRM"')
+    over_wsman = await wsman.get(wmi_uri("Win32_Service"), {"Name": "WinRM"})
+    assert isinstance(over_wmi, pywbem.CIMInstance)
+    for prop in ("Name", "State", "StartMode", "DisplayName"):
+        assert str(over_wmi[prop]) == over_wsman.properties[prop], prop
