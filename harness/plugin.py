@@ -264,6 +264,23 @@ async def wsman(wm_target: Target, request: pytest.FixtureRequest) -> AsyncItera
 
 
 @pytest.fixture
+async def wsman2005(wm_target: Target, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """A :class:`harness.client.wsman.WSManClient` of ``wm_target`` that writes the Windows Server
+    2003 R2 dialect (MS-WSMAN, WS-Management 2005/06; harness.wire.wsman.dialect). Suites mark
+    ``requires("wsman2005")``."""
+    from harness.client.wsman import WSManClient
+
+    state = _state(request.config)
+    validator = None
+    if state.validate:
+        from harness.validate import default_validator
+
+        validator = default_validator()
+    async with WSManClient(wm_target, tap=state.tap, validator=validator, dialect="wsman2005") as client:
+        yield client
+
+
+@pytest.fixture
 async def wmi(wm_target: Target) -> AsyncIterator[Any]:
     """An async :class:`harness.client.wmi.WmiClient` (WMI over DCOM, MS-WMI) bound to ``wm_target``'s
     root/cimv2: the mock's WMI role, or port 135 of the target host (``wmi_host`` / ``wmi_port``)."""

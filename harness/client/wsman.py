@@ -20,6 +20,7 @@ from harness.transport.tap import Tap, default_tap
 from harness.wire.wsman import eventing as ev
 from harness.wire.wsman import messages as msg
 from harness.wire.wsman.cimxml import class_name_of, element_to_properties, params_element
+from harness.wire.wsman.dialect import WSMV, DialectError, check_dialect, convert, detect, from_codec
 from harness.wire.wsman.duration import format_duration
 from harness.wire.wsman.envelope import Envelope, parse_envelope
 from harness.wire.wsman.errors import WSManDecodeError
@@ -112,8 +113,15 @@ class WSManClient:
     """One target, one HTTP session. Use ``async with``."""
 
     def __init__(self, target: Target, *, tap: Tap | None = None, validator: MessageValidator | None = None,
-                 max_envelope_size: int = DEFAULT_MAX_ENVELOPE, locale: str | None = "en-US") -> None:
+                 max_envelope_size: int = DEFAULT_MAX_ENVELOPE, locale: str | None = "en-US",
+                 dialect: str | None = None) -> None:
         self.target = target
+        #: The WS-Management dialect written on the wire (harness.wire.wsman.dialect): ``dialect``,
+        #: else the target's (Target.dialect): "wsmv" (MS-WSMV) or "wsman2005" (MS-WSMAN 2005/06).
+        self.dialect = check_dialect(dialect or target.dialect)
+        #: The last envelope sent and received by :meth:`exchange`, as on the wire (in :attr:`dialect`).
+        self.last_request: bytes | None = None
+        self.last_response: bytes | None = None
         self.validator = validator
         self.max_envelope_size = max_envelope_size
         self.locale = locale
@@ -143,10 +151,16 @@ class WSManClient:
 
     async def exchange(self, body: bytes, *, authenticated: bool = True,
                        extra_headers: dict[str, str] | None = None) -> Envelope:
-        """Send a request, validate both directions, return the response envelope or raise its fault."""
+        """Send a request, validate both directions, return the response envelope or raise its fault.
+
+        ``body`` is built by the MS-WSMV codec; in the 2005/06 dialect it is rewritten before it is
+        sent and the answer is rewritten back before it is parsed (harness.wire.wsman.dialect)."""
+        body = from_codec(body, self.dialect)
+        self.last_request, self.last_response = body, None
         if self.validator is not None:
             self.validator.assert_valid(body, "request")
         reply = await self._transport.post(body, authenticated=authenticated, extra_headers=extra_headers)
+        self.last_response = reply.body
         if reply.status == 401:
             raise ProtocolViolation(f"HTTP 401 from {self.target.url}: authentication refused")
         if reply.status not in (200, 400, 500):
@@ -154,7 +168,7 @@ class WSManClient:
         if self.validator is not None:
             self.validator.assert_valid(reply.body, "response")
         try:
-            env = parse_envelope(reply.body)
+            env = parse_envelope(self._from_wire(reply.body))
         except WSManDecodeError as exc:
             raise ProtocolViolation(f"malformed response (HTTP {reply.status}): {exc.reason}") from None
         if is_fault(env):
@@ -165,6 +179,24 @@ class WSManClient:
         if reply.status != 200:
             raise ProtocolViolation(f"HTTP {reply.status} without a SOAP fault")
         return env
+
+    def _from_wire(self, data: bytes) -> bytes:
+        """The answer in the codec's dialect; an answer in the other dialect is a violation
+        (a target answers in the dialect of the request)."""
+        if self.dialect == WSMV:
+            return data
+        try:
+            answered = detect(data)
+        except DialectError as exc:
+            raise ProtocolViolation(f"malformed answer: {exc.reason}") from None
+        except WSManDecodeError:
+            return data  # parse_envelope reports it
+        if answered is not None and answered != self.dialect:
+            raise ProtocolViolation(f"a {self.dialect} request was answered in the {answered} dialect")
+        try:
+            return convert(data, self.dialect, WSMV)
+        except DialectError as exc:
+            raise ProtocolViolation(f"answer not convertible from the {self.dialect} dialect: {exc.reason}") from None
 
     @staticmethod
     def _decode(parse: Any, env: Envelope) -> Any:

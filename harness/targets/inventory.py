@@ -63,11 +63,14 @@ MOCK_CAPABILITIES: frozenset[str] = frozenset(
         # WMI over DCOM (MS-WMI 3.1, MS-DCOM): IWbemServices, semisynchronous event queries
         "wmi",
         "wmi-events",
+        # the Windows Server 2003 R2 dialect, MS-WSMAN (WS-Management 2005/06; harness.wire.wsman.dialect)
+        "wsman2005",
     }
 )
 
-#: What a real Windows WinRM listener offers out of the box (MS-WSMV, WMI plug-in).
-WINDOWS_CAPABILITIES: frozenset[str] = MOCK_CAPABILITIES
+#: What a real Windows WinRM listener offers out of the box (MS-WSMV, WMI plug-in). The 2005/06
+#: dialect is only Windows Server 2003 R2's (MS-WMOD 1.4: incompatible with the DMTF specifications).
+WINDOWS_CAPABILITIES: frozenset[str] = MOCK_CAPABILITIES - {"wsman2005"}
 
 
 class InventoryError(ValueError):
@@ -157,7 +160,7 @@ def target_from_entry(entry: dict[str, object]) -> Target:
     return Target(
         name=name,
         url=url,
-        dialect=str(entry.get("dialect", "wsmv")),
+        dialect=_choice(entry, "dialect", ("wsmv", "wsman2005"), "wsmv"),
         auth=_choice(entry, "auth", ("basic", "ntlm", "negotiate"), "basic"),
         username=_credential(entry, "username"),
         password=_credential(entry, "password"),

@@ -61,6 +61,8 @@ IDLE_WAIT = 0.5
 DEFAULT_RETRY_DELAY = 0.2
 POST_TIMEOUT = 10.0
 MAX_ACK_BYTES = 64 * 1024
+#: Bound on sending SubscriptionEnd messages when the mock stops.
+SHUTDOWN_WAIT = 2.0
 
 
 class EventPusher:
@@ -307,14 +309,21 @@ def install_event_tasks(app: web.Application, service: WSManService, config: Moc
     app[_SIGNAL_KEY] = signal
     unhook: list[Callable[[], None]] = []
 
+    pusher = EventPusher(service.events)
+
     async def start(app: web.Application) -> None:
         loop = asyncio.get_running_loop()
         signal.bind(loop)
         unhook.append(service.events.add_waker(signal.notify))
-        app[_TASKS_KEY] = [loop.create_task(EventPusher(service.events).run()),
-                           loop.create_task(Publisher(service, config).run())]
+        app[_TASKS_KEY] = [loop.create_task(pusher.run()), loop.create_task(Publisher(service, config).run())]
 
     async def stop(app: web.Application) -> None:
+        # The source shuts down: SubscriptionEnd (SourceShuttingDown) to every EndTo, bounded in time
+        # (WS-Eventing 2004/08 3.5).
+        if service.events.shutdown():
+            with contextlib.suppress(Exception):
+                async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=SHUTDOWN_WAIT)) as session:
+                    await asyncio.wait_for(pusher.step(session), SHUTDOWN_WAIT)
         tasks = app.get(_TASKS_KEY, [])
         for task in tasks:
             task.cancel()

@@ -30,8 +30,16 @@ from harness.cim.paths import ObjectPath, parse_object_path
 from harness.cim.store import CimStore, StoreChange
 from harness.cim.wql import WqlQuery, evaluate_where, parse_wql
 from harness.targets.mock.config import MockConfig
-from harness.targets.mock.dcom_runtime import DcomRuntime
 from harness.targets.mock.events import EVENT_ANCESTRY, filetime
+from harness.targets.mock.wmi_server_async import (
+    MAX_BATCH,
+    AsyncCall,
+    AsyncCalls,
+    SinkError,
+    SinkProxy,
+    deliver_batches,
+)
+from harness.transport.dcerpc_dcom import DcomRuntime
 from harness.transport.dcerpc_server import RpcCall, RpcConnection, RpcFault, RpcServer
 from harness.wire.dcom.ndr import NdrError, NdrReader, NdrWriter
 from harness.wire.dcom.orpc import ObjRefCustom, decode_objref
@@ -44,6 +52,7 @@ from harness.wire.wmi.constants import (
     IID_IWBEM_SERVICES,
     MAX_EVENT_QUEUE,
     MAX_NEXT_COUNT,
+    WBEM_E_CALL_CANCELLED,
     WBEM_E_FAILED,
     WBEM_E_INVALID_CLASS,
     WBEM_E_INVALID_NAMESPACE,
@@ -52,6 +61,7 @@ from harness.wire.wmi.constants import (
     WBEM_E_INVALID_OPERATION,
     WBEM_E_INVALID_PARAMETER,
     WBEM_E_INVALID_QUERY_TYPE,
+    WBEM_E_NOT_FOUND,
     WBEM_E_NOT_SUPPORTED,
     WBEM_FLAG_CREATE_ONLY,
     WBEM_FLAG_FORWARD_ONLY,
@@ -360,6 +370,16 @@ class EventStream:
         self._queue.append(item)
         self._ready.set()
 
+    async def take_some(self, limit: int) -> list[WmiInstance]:
+        """Wait for at least one event, then return up to ``limit`` (push delivery)."""
+        while not self._queue:
+            self._ready.clear()
+            await self._ready.wait()
+        out: list[WmiInstance] = []
+        while self._queue and len(out) < limit:
+            out.append(self._queue.popleft())
+        return out
+
     async def take(self, count: int, timeout: float | None) -> tuple[list[WmiClass | WmiInstance], bool]:
         deadline = None if timeout is None else self._loop.time() + timeout
         while len(self._queue) < count:
@@ -425,9 +445,10 @@ class Services:
 
     async def invoke(self, iid: uuid.UUID, opnum: int, r: NdrReader, w: NdrWriter, call: RpcCall,
                      runtime: DcomRuntime) -> None:
-        handler = {3: self._open_namespace, 6: self._get_object, 14: self._put_instance, 16: self._delete_instance,
-                   18: self._create_instance_enum, 20: self._exec_query, 22: self._exec_notification_query,
-                   24: self._exec_method}.get(opnum)
+        handler = {3: self._open_namespace, 4: self._cancel_async_call, 6: self._get_object, 14: self._put_instance,
+                   16: self._delete_instance, 18: self._create_instance_enum, 20: self._exec_query,
+                   21: self._exec_query_async, 22: self._exec_notification_query,
+                   23: self._exec_notification_query_async, 24: self._exec_method}.get(opnum)
         if handler is None:
             raise RpcFault(WBEM_E_NOT_SUPPORTED, f"IWbemServices opnum {opnum}")
         await handler(r, w, call, runtime)
@@ -599,6 +620,98 @@ class Services:
         w.referent(False)
         w.u32(status)
 
+    def _read_async_query(self, r: NdrReader) -> tuple[str, str, int, SinkProxy | None]:
+        language = r.bstr("strQueryLanguage") or ""
+        text = r.bstr("strQuery") or ""
+        flags = r.i32("lFlags")
+        _read_ctx(r)
+        handler = r.interface_pointer("pResponseHandler")
+        return language, text, flags, SinkProxy.from_objref(handler) if handler is not None else None
+
+    def _start(self, sink: SinkProxy, call: RpcCall, work: Callable[[AsyncCall], Awaitable[None]]) -> None:
+        op = AsyncCall(sink, call.connection)
+        calls = self.server.async_calls
+
+        async def run() -> None:
+            try:
+                await work(op)
+            except SinkError as exc:
+                log.info("asynchronous call abandoned: %s", exc)
+            finally:
+                calls.discard(op)
+                if not op.cancelled:
+                    await sink.close()
+
+        calls.add(op)
+        op.task = asyncio.get_running_loop().create_task(run())
+
+    async def _exec_query_async(self, r: NdrReader, w: NdrWriter, call: RpcCall, runtime: DcomRuntime) -> None:
+        """ExecQueryAsync (3.1.4.3.19): the result goes to the sink with Indicate, then SetStatus."""
+        language, text, _flags, sink = self._read_async_query(r)
+        if sink is None:
+            w.u32(WBEM_E_INVALID_PARAMETER)
+            return
+        if language.upper() != "WQL":
+            w.u32(WBEM_E_INVALID_QUERY_TYPE)
+            return
+        try:
+            found = self.store.exec_query(self.namespace, text)
+            refs = [self.server.objects.objref(self.server.objects.instance(self.namespace, i)) for i in found]
+        except CimError as exc:
+            w.u32(hresult_of(exc))
+            return
+
+        async def work(op: AsyncCall) -> None:
+            await deliver_batches(sink, refs)
+
+        self._start(sink, call, work)
+        w.u32(WBEM_S_NO_ERROR)
+
+    async def _exec_notification_query_async(self, r: NdrReader, w: NdrWriter, call: RpcCall,
+                                             runtime: DcomRuntime) -> None:
+        """ExecNotificationQueryAsync (3.1.4.3.21): each matching event is pushed with Indicate until
+        CancelAsyncCall (3.1.4.3.2)."""
+        language, text, _flags, sink = self._read_async_query(r)
+        if sink is None:
+            w.u32(WBEM_E_INVALID_PARAMETER)
+            return
+        if language.upper() != "WQL":
+            w.u32(WBEM_E_INVALID_QUERY_TYPE)
+            return
+        try:
+            query = parse_wql(text)
+        except CimError as exc:
+            w.u32(hresult_of(exc))
+            return
+        if query.kind != "select" or query.classname.lower() not in EVENT_ANCESTRY:
+            w.u32(WBEM_E_INVALID_CLASS)
+            return
+        stream = EventStream(self.server, self.namespace, query)
+
+        async def work(op: AsyncCall) -> None:
+            try:
+                while not op.cancelled:
+                    events = await stream.take_some(MAX_BATCH)
+                    await sink.indicate([self.server.objects.objref(e) for e in events])
+            finally:
+                stream.close()
+
+        self._start(sink, call, work)
+        w.u32(WBEM_S_NO_ERROR)
+
+    async def _cancel_async_call(self, r: NdrReader, w: NdrWriter, call: RpcCall, runtime: DcomRuntime) -> None:
+        """CancelAsyncCall (3.1.4.3.2): stop the call delivering to pSink; it gets SetStatus(WBEM_E_CALL_CANCELLED)."""
+        raw = r.interface_pointer("pSink")
+        if raw is None:
+            w.u32(WBEM_E_INVALID_PARAMETER)
+            return
+        op = self.server.async_calls.get(SinkProxy.from_objref(raw).ipid)
+        if op is None:
+            w.u32(WBEM_E_NOT_FOUND)
+            return
+        await self.server.async_calls.cancel(op, WBEM_E_CALL_CANCELLED)
+        w.u32(WBEM_S_NO_ERROR)
+
     async def _exec_method(self, r: NdrReader, w: NdrWriter, call: RpcCall, runtime: DcomRuntime) -> None:
         """ExecMethod (3.1.4.3.22): in parameters and out parameters as __PARAMETERS instances."""
         path = r.bstr("strObjectPath") or ""
@@ -670,6 +783,7 @@ class WmiServer:
         self.host = host
         self.machine = machine
         self.objects = _Objects(store, machine)
+        self.async_calls = AsyncCalls()
         self.runtime = DcomRuntime(host=host, machine=machine)
         self.runtime.register_class(CLSID_WBEM_LEVEL1_LOGIN, lambda call: Level1Login(self))
         self.epm = RpcServer(self.runtime, users, host=host, port=epm_port, hostname=machine)
@@ -678,6 +792,8 @@ class WmiServer:
 
     async def _connection_closed(self, connection: RpcConnection) -> None:
         self.runtime.release_owned(connection)
+        for op in self.async_calls.of_owner(connection):
+            await self.async_calls.cancel(op, None)
 
     @property
     def epm_port(self) -> int:
@@ -699,6 +815,7 @@ class WmiServer:
         return self.epm.port, self.orpc.port
 
     async def close(self) -> None:
+        await self.async_calls.close()
         await self.epm.close()
         await self.orpc.close()
         self.runtime.close()

@@ -41,6 +41,7 @@ from harness.wire.wsman.cimxml import (
     path_to_epr,
     typed_properties,
 )
+from harness.wire.wsman.dialect import DIALECTS, WSMAN2005, WSMV, DialectError, from_codec, to_codec
 from harness.wire.wsman.duration import parse_duration
 from harness.wire.wsman.envelope import Envelope, parse_envelope
 from harness.wire.wsman.errors import WSManDecodeError
@@ -55,6 +56,7 @@ from harness.wire.wsman.ns import (
     NS_WSMID,
     RESOURCE_WMI_PREFIX,
     Action,
+    qn,
 )
 
 log = logging.getLogger("wmh.mock.wsman")
@@ -105,6 +107,10 @@ CIM_FAULTS: dict[CimStatus, str] = {
     CimStatus.METHOD_NOT_AVAILABLE: "ActionNotSupported",
     CimStatus.NOT_SUPPORTED: "ActionNotSupported",
 }
+
+#: Header names (harness.wire.wsman.header) that live in the wsman namespace.
+_WSMAN_HEADER_NAMES = frozenset({"ResourceURI", "SelectorSet", "OptionSet", "MaxEnvelopeSize", "OperationTimeout",
+                                 "Locale", "FragmentTransfer", "RequestTotalItemsCountEstimate"})
 
 ENUM_ITEM = tuple[str, pywbem.CIMInstance, bool]  # (namespace, instance, projected)
 
@@ -173,10 +179,49 @@ class WSManService:
         #: WinRS shells (MS-WSMV 3.1.4.5, 3.1.4.11 - 3.1.4.17; MS-WMOD 3.6): Create/Delete of the cmd
         #: resource and the shell actions go to the shell host.
         self.shells = install_shell_handlers(self, clock)
+        #: WS-Management dialects the listener accepts (harness.wire.wsman.dialect): MS-WSMV and the
+        #: Windows Server 2003 R2 dialect MS-WSMAN 2005/06; a config attribute ``wsman_dialects``
+        #: restricts them (e.g. ("wsman2005",) for a Windows Server 2003 R2 listener).
+        self.dialects: frozenset[str] = frozenset(getattr(config, "wsman_dialects", DIALECTS))
 
     # ------------------------------------------------------------------------------ entry points
     def handle(self, data: bytes, principal: Principal) -> tuple[int, bytes]:
-        """Answer one request envelope. Never raises."""
+        """Answer one request envelope in the dialect it is written in (MS-WSMV, or MS-WSMAN
+        2005/06 when :attr:`dialects` accepts it; harness.wire.wsman.dialect). Never raises."""
+        try:
+            dialect, data = to_codec(data, max_size=self.config.max_request_bytes, accepted=self.dialects)
+        except DialectError as exc:  # mixed namespaces, or wsman:Filter in 2005/06 (MS-WSMAN 3.1.4.1.13)
+            return HTTP_FAULT, self._fault(_decode_fault(exc), None)
+        except WSManDecodeError:
+            dialect = None  # not XML: the codec below answers it
+        if dialect == WSMAN2005 and dialect not in self.dialects:
+            dialect = None  # answered by the MS-WSMV codec: s:MustUnderstand for the unknown headers
+        elif dialect == WSMV and WSMV not in self.dialects:
+            return HTTP_FAULT, self._refuse_wsmv(data)
+        status, body = self._handle_codec(data, principal)
+        try:
+            return status, from_codec(body, dialect)
+        except DialectError as exc:
+            log.error("cannot write the answer in the %s dialect: %s", dialect, exc.reason)
+            internal = make_fault("InternalError", f"The answer cannot be written in the {dialect} dialect.")
+            return HTTP_FAULT, from_codec(self._fault(internal, None), dialect)
+
+    def _refuse_wsmv(self, data: bytes) -> bytes:
+        """A Windows Server 2003 R2 listener (MS-WSMAN only) does not know the DSP0226 1.x namespace:
+        its mustUnderstand headers are not understood, s:MustUnderstand with one s:NotUnderstood
+        per header (SOAP 1.2 part 1 5.2.3, 5.4.8), answered in the 2005/06 dialect."""
+        try:
+            env = parse_envelope(data, max_size=self.config.max_request_bytes)
+        except WSManDecodeError as exc:
+            return from_codec(self._fault(_decode_fault(exc), None), WSMAN2005)
+        names = sorted(qn(NS_WSMAN, name) for name in env.header.must_understand
+                       if name in _WSMAN_HEADER_NAMES)
+        fault = make_fault("MustUnderstand", "The WS-Management namespace of the request is not supported.",
+                           not_understood=names)
+        return from_codec(self._fault(fault, env.header.message_id or None), WSMAN2005)
+
+    def _handle_codec(self, data: bytes, principal: Principal) -> tuple[int, bytes]:
+        """Answer one MS-WSMV request envelope. Never raises."""
         relates_to: str | None = None
         try:
             env = parse_envelope(data, max_size=self.config.max_request_bytes)

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from harness.auth.users import LocalUser, UserDatabase
-from harness.targets.mock.dcom_runtime import DcomRuntime
+from harness.transport.dcerpc_dcom import DcomRuntime
 from harness.transport.dcerpc_server import RpcServer
 from harness.wire.dcom.ndr import NdrReader, NdrWriter
 from harness.wire.dcom.orpc import IID_IOBJECTEXPORTER, IID_IREMOTESCMACTIVATOR, read_dualstringarray_ndr

@@ -434,3 +434,21 @@ async def test_publisher_follows_the_manager() -> None:
         eventing.point_publisher(None)
         await publisher.step(session)
         assert publisher.active == {} and len(service.events) == 0
+
+
+async def test_stopping_the_mock_ends_subscriptions_with_source_shutting_down() -> None:
+    config = MockConfig(password="pw", event_clock=ManualClock())
+    service = WSManService(default_store(), config)
+    app = web.Application()
+    install_event_tasks(app, service, config)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    async with EventSink() as sink:
+        try:
+            status, _ = service.handle(subscribe_envelope(end_to=EndpointReference(sink.url)), USER)
+            assert status == 200
+        finally:
+            await runner.cleanup()
+        [end] = await sink.wait_ends(1, 5)
+        assert end.status == ev.END_SOURCE_SHUTTING_DOWN
+        assert len(service.events) == 0

@@ -1,4 +1,6 @@
-"""DCOM object exporter of the mock (MS-DCOM 3.1.2): activation, OXID resolution, IRemUnknown.
+"""DCOM object exporter (MS-DCOM 3.1.2): activation, OXID resolution, IRemUnknown.
+
+Used by the mock WMI server and by the client's IWbemObjectSink (asynchronous WMI calls).
 
 One :class:`DcomRuntime` is one object exporter (one OXID) with its IPID table. It serves, through
 one :class:`~harness.transport.dcerpc_server.RpcDispatcher`:
@@ -97,6 +99,9 @@ class DcomRuntime:
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _oids: dict[int, list[uuid.UUID]] = field(default_factory=dict)
     _sets: dict[int, set[int]] = field(default_factory=dict)
+    #: False for a client's callback exporter: calls need no authentication (the server calls back
+    #: at RPC_C_AUTHN_LEVEL_NONE).
+    require_auth: bool = True
 
     # ------------------------------------------------------------------------ bindings
 
@@ -151,7 +156,7 @@ class DcomRuntime:
                 interface in e.obj.interfaces() for e in self.exports.values())
 
     def needs_auth(self, interface: uuid.UUID) -> bool:
-        return interface != IID_IOBJECTEXPORTER
+        return self.require_auth and interface != IID_IOBJECTEXPORTER
 
     async def call(self, call: RpcCall) -> bytes:
         try:
