@@ -10,7 +10,9 @@ HRESULT (MS-WMI 2.2.11).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -18,8 +20,11 @@ from typing import Any
 
 import pywbem
 
+from harness.auth.users import UserDatabase
 from harness.cim.paths import format_object_path
 from harness.transport.dcerpc_client import Credentials, RpcClient, RpcClientError
+from harness.transport.dcerpc_dcom import DcomRuntime
+from harness.transport.dcerpc_server import RpcCall, RpcFault, RpcServer
 from harness.wire.dcom.ndr import NdrError, NdrReader, NdrWriter
 from harness.wire.dcom.orpc import (
     IID_IREMOTESCMACTIVATOR,
@@ -40,6 +45,7 @@ from harness.wire.wmi.constants import (
     IID_IENUM_WBEM_CLASS_OBJECT,
     IID_IWBEM_CLASS_OBJECT,
     IID_IWBEM_LEVEL1_LOGIN,
+    IID_IWBEM_OBJECT_SINK,
     IID_IWBEM_SERVICES,
     WBEM_FLAG_FORWARD_ONLY,
     WBEM_FLAG_RETURN_IMMEDIATELY,
@@ -47,6 +53,7 @@ from harness.wire.wmi.constants import (
     WBEM_S_FALSE,
     WBEM_S_NO_ERROR,
     WBEM_S_TIMEDOUT,
+    WBEM_STATUS_COMPLETE,
 )
 from harness.wire.wmio import WmiClass, WmiInstance, WmioError, decode_encoding_unit, encode_encoding_unit
 from harness.wire.wmio.pywbem_bridge import from_pywbem_instance, to_pywbem_class, to_pywbem_instance
@@ -132,6 +139,91 @@ class WmiEnumerator:
 
     async def release(self) -> None:
         await self.client.release(self.ipid)
+
+
+class _SinkObject:
+    """IWbemObjectSink (MS-WMI 3.1.4.2) implemented by the client: Indicate and SetStatus feed a queue."""
+
+    def __init__(self, queue: asyncio.Queue[tuple[str, Any]]) -> None:
+        self.queue = queue
+
+    def interfaces(self) -> list[uuid.UUID]:
+        return [IID_IWBEM_OBJECT_SINK]
+
+    def released(self) -> None:
+        return None
+
+    async def invoke(self, iid: uuid.UUID, opnum: int, r: NdrReader, w: NdrWriter, call: RpcCall,
+                     runtime: DcomRuntime) -> None:
+        if opnum == 3:     # Indicate (3.1.4.2.1)
+            count = r.i32("lObjectCount")
+            n = r.count("apObjArray", 4)
+            if n != count:
+                raise NdrError("lObjectCount differs from the array")
+            present = [r.referent("IWbemClassObject") for _ in range(n)]
+            objs = [_class_object(r.interface_pointer_body()) for p in present if p]
+            self.queue.put_nowait(("indicate", objs))
+            w.u32(WBEM_S_NO_ERROR)
+            return
+        if opnum == 4:     # SetStatus (3.1.4.2.2)
+            flags = r.i32("lFlags")
+            hresult = r.u32("hResult")
+            r.bstr("strParam")
+            r.interface_pointer("pObjParam")
+            if flags == WBEM_STATUS_COMPLETE:
+                self.queue.put_nowait(("status", hresult))
+            w.u32(WBEM_S_NO_ERROR)
+            return
+        raise RpcFault(0x1C010002, f"IWbemObjectSink opnum {opnum}")
+
+
+class WmiSink:
+    """A local object exporter with one IWbemObjectSink, for asynchronous calls (MS-WMI 3.2.4.1).
+
+    It listens on ``host`` (env ``WMH_EVENT_SINK_HOST`` overrides; by default the local address of
+    the connection to the target, so the target can reach it) and accepts unauthenticated calls.
+    """
+
+    def __init__(self, host: str) -> None:
+        self.host = os.environ.get("WMH_EVENT_SINK_HOST") or host
+        self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self.runtime = DcomRuntime(host=self.host, require_auth=False)
+        self._users = UserDatabase([])
+        self._server = RpcServer(self.runtime, self._users, host=self.host)
+        self.objref = b""
+        self.status: int | None = None
+
+    async def start(self) -> WmiSink:
+        port = await self._server.start()
+        self.runtime.orpc_port = port
+        self.objref = self.runtime.export(_SinkObject(self.queue), IID_IWBEM_OBJECT_SINK)
+        return self
+
+    async def close(self) -> None:
+        await self._server.close()
+        self.runtime.close()
+        self._users.close()
+
+    async def next(self, timeout: float) -> list[WmiClass | WmiInstance] | None:
+        """The objects of the next Indicate; None once SetStatus(WBEM_STATUS_COMPLETE) arrived
+        (its HRESULT is then in ``status``). TimeoutError when nothing came within ``timeout``."""
+        if self.status is not None and self.queue.empty():
+            return None
+        kind, value = await asyncio.wait_for(self.queue.get(), timeout)
+        if kind == "status":
+            self.status = int(value)
+            return None
+        return list(value)
+
+    async def collect(self, timeout: float) -> tuple[list[WmiClass | WmiInstance], int]:
+        """Every object until SetStatus(WBEM_STATUS_COMPLETE); returns them and the final HRESULT."""
+        out: list[WmiClass | WmiInstance] = []
+        while True:
+            batch = await self.next(timeout)
+            if batch is None:
+                assert self.status is not None
+                return out, self.status
+            out += batch
 
 
 class WmiClient:
@@ -282,6 +374,41 @@ class WmiClient:
         w.i32(WBEM_FLAG_RETURN_IMMEDIATELY | WBEM_FLAG_FORWARD_ONLY)
         w.interface_pointer(None)
         return await self._enum_call(22, w, "ExecNotificationQuery")
+
+    async def _async_call(self, opnum: int, query: str, what: str) -> WmiSink:
+        sink = await WmiSink(self._orpc.local_host).start()
+        try:
+            w = _orpc()
+            w.bstr("WQL")
+            w.bstr(query)
+            w.i32(0)
+            w.interface_pointer(None)
+            w.interface_pointer(sink.objref)
+            r = await self._call(IID_IWBEM_SERVICES, opnum, w, self.services)
+            status = r.u32("HRESULT")
+            if status != WBEM_S_NO_ERROR:
+                raise WmiError(what, status)
+        except BaseException:
+            await sink.close()
+            raise
+        return sink
+
+    async def exec_query_async(self, query: str) -> WmiSink:
+        """IWbemServices::ExecQueryAsync (MS-WMI 3.1.4.3.19): results arrive at the returned sink."""
+        return await self._async_call(21, query, "ExecQueryAsync")
+
+    async def exec_notification_query_async(self, query: str) -> WmiSink:
+        """IWbemServices::ExecNotificationQueryAsync (MS-WMI 3.1.4.3.21): events pushed to the sink."""
+        return await self._async_call(23, query, "ExecNotificationQueryAsync")
+
+    async def cancel_async_call(self, sink: WmiSink) -> None:
+        """IWbemServices::CancelAsyncCall (MS-WMI 3.1.4.3.2) of the call delivering to ``sink``."""
+        w = _orpc()
+        w.interface_pointer(sink.objref)
+        r = await self._call(IID_IWBEM_SERVICES, 4, w, self.services)
+        status = r.u32("HRESULT")
+        if status != WBEM_S_NO_ERROR:
+            raise WmiError("CancelAsyncCall", status)
 
     async def put_instance(self, instance: pywbem.CIMInstance, flags: int = 0) -> None:
         """IWbemServices::PutInstance (MS-WMI 3.1.4.3.12); the class is fetched to type the values."""

@@ -15,6 +15,15 @@ Example inventory::
     username_env = "WMH_WIN_USER"
     password_env = "WMH_WIN_PASSWORD"
     capabilities = ["wsman", "identify", "get", "put", "create", "delete", "enumerate", "invoke"]
+    expected_failures = ["WSMV-ENUM-5", "suites/wsman/test_identify.py::test_unauthenticated_identify_is_answered"]
+
+    [[target]]
+    name = "mock-2"
+    url = "mock"          # one more built-in mock (fleets, xdist)
+
+Without ``capabilities`` the harness applies ``profile = "<name>"`` (harness.targets.capabilities)
+or detects them (Identify, then read-only probes). ``expected_failures`` lists node ids or
+requirement ids the target is known to fail: they show as XFAIL, and an unexpected pass fails the run.
 """
 
 from __future__ import annotations

@@ -83,6 +83,13 @@ class RpcClient:
         self._reader, self._writer = await asyncio.wait_for(
             asyncio.open_connection(self.host, self.port), self.timeout)
 
+    @property
+    def local_host(self) -> str:
+        """The local address of the connection (where a peer can reach this host back)."""
+        if self._writer is None:
+            raise RpcClientError("not connected")
+        return str(self._writer.get_extra_info("sockname")[0])
+
     async def close(self) -> None:
         if self._writer is not None:
             self._writer.close()

@@ -155,6 +155,9 @@ class RpcConnection:
 
     def _auth_leg(self, auth: SecTrailer) -> SecTrailer | None:
         sec = self.security.get(auth.auth_context_id)
+        if sec is not None and sec.complete and not auth.auth_value:
+            # alter_context naming an established context without a new token: keep it
+            return SecTrailer(auth.auth_type, auth.auth_level, 0, auth.auth_context_id, b"")
         if sec is None or sec.complete:
             if auth.auth_level < AuthLevel.CONNECT or auth.auth_level > AuthLevel.PKT_PRIVACY:
                 raise RpcAuthError(f"authentication level {auth.auth_level} is not supported")
@@ -194,10 +197,12 @@ class RpcConnection:
             sec = self.security.get(pdu.auth.auth_context_id)
             if sec is None or not sec.complete:
                 return [self._fault(pdu.call_id, FaultStatus.RPC_S_ACCESS_DENIED, body.context_id)]
-            level = AuthLevel(max(sec.auth_level, pdu.auth.auth_level)) \
-                if pdu.auth.auth_level >= AuthLevel.PKT_INTEGRITY else AuthLevel(pdu.auth.auth_level)
+            if pdu.auth.auth_level != sec.auth_level or pdu.auth.auth_type != sec.auth_type:
+                # a request uses the service and level its security context was established with (MS-RPCE 3.3.1.5.2)
+                return [self._fault(pdu.call_id, FaultStatus.RPC_S_ACCESS_DENIED, body.context_id)]
+            level = AuthLevel(sec.auth_level)
             try:
-                plain = sec.unprotect(raw, pdu.auth.auth_level)
+                plain = sec.unprotect(raw, level)
                 pdu = decode_pdu(plain)
             except (RpcAuthError, PduError) as exc:
                 log.info("request %d rejected: %s", pdu.call_id, exc)

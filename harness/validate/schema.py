@@ -19,6 +19,9 @@ from harness.wire.wsman.ns import NS_ADDRESSING, NS_XSI
 _XSI_TYPE = "{" + NS_XSI + "}type"
 _XSI_NIL = "{" + NS_XSI + "}nil"
 _ENTRY = "wsman-all.xsd"
+#: Schemas of the Windows Server 2003 R2 dialect (MS-WSMAN, WS-Management 2005/06), loaded beside
+#: the entry point so that messages of both dialects validate (harness.wire.wsman.dialect).
+_EXTRA = ("wsman2005/wsman.xsd",)
 _MAX_ERRORS = 50
 
 
@@ -56,7 +59,8 @@ class WSManValidator:
 
     def __init__(self, directory: Path | None = None) -> None:
         d = directory or schemas_dir()
-        self.schema = xmlschema.XMLSchema10(str(d / _ENTRY))
+        extra = [str((d / name).resolve()) for name in _EXTRA if (d / name).is_file()]
+        self.schema = xmlschema.XMLSchema10([str((d / _ENTRY).resolve()), *extra] if extra else str(d / _ENTRY))
         self._known_types = frozenset(str(k) for k in self.schema.maps.types)
         self._namespaces = frozenset(str(ns) for ns in self.schema.maps.namespaces if ns)
         self._lock = threading.Lock()

@@ -1,9 +1,11 @@
-"""impacket's WMI client, unmodified, against the mock WMI server over DCOM on loopback.
+"""impacket's WMI client, unmodified, against ``wmh serve`` (WMI over DCOM) on loopback.
 
 impacket's ``DCOMConnection`` always reaches the endpoint mapper on port 135 (its string binding is
-``ncacn_ip_tcp:<target>`` without an endpoint), so the mock's endpoint mapper must listen on
-127.0.0.1:135; the test is skipped with the reason when that port cannot be bound. The ORPC port is
-ephemeral and reaches impacket through the OXID bindings of the activation reply (MS-DCOM 3.1.2.5.2.3.3).
+``ncacn_ip_tcp:<target>`` without an endpoint), so the server's endpoint mapper must listen on
+127.0.0.1:135, which ``wmh serve`` does by default (``--epm-port``). The session's ``wmh serve`` is
+used when it holds port 135, else one is started for this module; when neither can (no privilege,
+port taken by another process) the tests are skipped with the reason. The ORPC port is ephemeral and
+reaches impacket through the OXID bindings of the activation reply (MS-DCOM 3.1.2.5.2.3.3).
 impacket negotiates NTLM with PKT_PRIVACY for the activation and the WMI connection, so every
 request and response is sealed (MS-RPCE 3.3.1.5.2.2).
 """
@@ -11,78 +13,56 @@ request and response is sealed (MS-RPCE 3.3.1.5.2.2).
 from __future__ import annotations
 
 import asyncio
-import secrets
-import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
+from _wire import MockServer
 
-from harness.auth.users import LocalUser, UserDatabase
 from harness.cim.mof import default_store
 from harness.cim.store import CimStore
-from harness.targets.mock.wmi_server import WmiServer
+from harness.client.wmi import WmiClient, WmiError
 
 wmi = pytest.importorskip("impacket.dcerpc.v5.dcom.wmi")
 dcomrt = pytest.importorskip("impacket.dcerpc.v5.dcomrt")
 dtypes = pytest.importorskip("impacket.dcerpc.v5.dtypes")
 
-USER = "wmh"
-STARTUP_TIMEOUT = 10.0
+EPM_PORT = 135
 
 
-class _ServerThread:
-    def __init__(self, store: CimStore, users: UserDatabase) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.server = WmiServer(store, users, epm_port=135)
-        self.error: BaseException | None = None
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="wmh-wmi-interop", daemon=True)
+def _serves_wmi(server: MockServer) -> bool:
+    """True when the WMI role on 127.0.0.1:135 is this server's (its credentials log on)."""
+    async def probe() -> None:
+        client = await WmiClient.connect(server.host, EPM_PORT, server.username, server.password, timeout=5)
+        await client.close()
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        try:
-            self.loop.run_until_complete(self.server.start())
-        except BaseException as exc:
-            self.error = exc
-            self.ready.set()
-            return
-        self.ready.set()
-        self.loop.run_forever()
-        self.loop.run_until_complete(self.server.close())
-        self.loop.close()
-
-    def start(self) -> None:
-        self.thread.start()
-        if not self.ready.wait(STARTUP_TIMEOUT):
-            raise RuntimeError("WMI server did not start")
-
-    def stop(self) -> None:
-        if self.error is None:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
+    try:
+        asyncio.run(probe())
+    except (WmiError, OSError, TimeoutError):
+        return False
+    return True
 
 
 @pytest.fixture(scope="module")
-def wmi_target() -> Iterator[tuple[CimStore, str]]:
-    store = default_store()
-    password = secrets.token_urlsafe(12)
-    users = UserDatabase([LocalUser(USER, password)])
-    runner = _ServerThread(store, users)
-    runner.start()
-    if runner.error is not None:
-        runner.stop()
-        pytest.skip(f"cannot listen on 127.0.0.1:135 for impacket's endpoint mapper: {runner.error}")
-    try:
-        yield store, password
-    finally:
-        runner.stop()
-        users.close()
+def wmi_server(mock_server: MockServer, wmh_serve: Callable[..., MockServer]) -> MockServer:
+    if _serves_wmi(mock_server):
+        return mock_server
+    own = wmh_serve("--epm-port", str(EPM_PORT))
+    if _serves_wmi(own):
+        return own
+    pytest.skip(f"no wmh serve could listen on 127.0.0.1:{EPM_PORT} for impacket's endpoint mapper; "
+                f"see {own.log_file}")
+
+
+@pytest.fixture(scope="module")
+def wmi_target(wmi_server: MockServer) -> Iterator[tuple[CimStore, MockServer]]:
+    """The reference store (the server loads the same fixtures) and the server."""
+    yield default_store(), wmi_server
 
 
 @pytest.fixture
-def services(wmi_target: tuple[CimStore, str]) -> Iterator[object]:
-    _store, password = wmi_target
-    dcom = dcomrt.DCOMConnection("127.0.0.1", USER, password, "", "", "", oxidResolver=True)
+def services(wmi_target: tuple[CimStore, MockServer]) -> Iterator[object]:
+    _store, server = wmi_target
+    dcom = dcomrt.DCOMConnection(server.host, server.username, server.password, "", "", "", oxidResolver=True)
     try:
         iface = dcom.CoCreateInstanceEx(wmi.CLSID_WbemLevel1Login, wmi.IID_IWbemLevel1Login)
         login = wmi.IWbemLevel1Login(iface)
@@ -93,7 +73,7 @@ def services(wmi_target: tuple[CimStore, str]) -> Iterator[object]:
         dcom.disconnect()
 
 
-def test_exec_query_next_loop_property_names_match_store(wmi_target: tuple[CimStore, str],
+def test_exec_query_next_loop_property_names_match_store(wmi_target: tuple[CimStore, MockServer],
                                                          services: object) -> None:
     """MS-WMI 3.1.4.3.18 ExecQuery + 3.1.4.4.2 Next until WBEM_S_FALSE; MS-WMIO decoded by impacket."""
     store, _ = wmi_target
@@ -115,7 +95,7 @@ def test_exec_query_next_loop_property_names_match_store(wmi_target: tuple[CimSt
     assert props == {str(p) for p in store.get_class("root/cimv2", "Win32_Service").properties}
 
 
-def test_get_object_instance_path(wmi_target: tuple[CimStore, str], services: object) -> None:
+def test_get_object_instance_path(wmi_target: tuple[CimStore, MockServer], services: object) -> None:
     """MS-WMI 3.1.4.3.4 GetObject with an instance path."""
     store, _ = wmi_target
     obj, _ = services.GetObject('Win32_Service.Name="WinRM"')  # type: ignore[attr-defined]

@@ -23,6 +23,7 @@ from harness.cim.store import CimStore
 from harness.targets.mock.config import MockConfig
 from harness.targets.mock.enumerations import EnumerationContext, EnumerationRegistry
 from harness.targets.mock.events import EventSource, EventSourceError, Subscription
+from harness.targets.mock.psrp_shells import install_psrp_handlers
 from harness.targets.mock.resources import (
     Resource,
     SelectorError,
@@ -41,7 +42,7 @@ from harness.wire.wsman.cimxml import (
     path_to_epr,
     typed_properties,
 )
-from harness.wire.wsman.dialect import DIALECTS, WSMAN2005, WSMV, DialectError, from_codec, to_codec
+from harness.wire.wsman.dialect import DIALECTS, WSMAN2005, WSMV, DialectError, detect, from_codec, to_codec
 from harness.wire.wsman.duration import parse_duration
 from harness.wire.wsman.envelope import Envelope, parse_envelope
 from harness.wire.wsman.errors import WSManDecodeError
@@ -52,6 +53,7 @@ from harness.wire.wsman.ns import (
     FILTER_ASSOCIATION,
     FILTER_SELECTOR,
     FILTER_WQL,
+    NS_SOAP,
     NS_WSMAN,
     NS_WSMID,
     RESOURCE_WMI_PREFIX,
@@ -179,6 +181,8 @@ class WSManService:
         #: WinRS shells (MS-WSMV 3.1.4.5, 3.1.4.11 - 3.1.4.17; MS-WMOD 3.6): Create/Delete of the cmd
         #: resource and the shell actions go to the shell host.
         self.shells = install_shell_handlers(self, clock)
+        #: PowerShell Remoting (MS-PSRP 3.1.5; MS-WMOD 2.5.2.8): the .../powershell/... shells.
+        self.psrp = install_psrp_handlers(self, clock)
         #: WS-Management dialects the listener accepts (harness.wire.wsman.dialect): MS-WSMV and the
         #: Windows Server 2003 R2 dialect MS-WSMAN 2005/06; a config attribute ``wsman_dialects``
         #: restricts them (e.g. ("wsman2005",) for a Windows Server 2003 R2 listener).
@@ -214,11 +218,14 @@ class WSManService:
             env = parse_envelope(data, max_size=self.config.max_request_bytes)
         except WSManDecodeError as exc:
             return from_codec(self._fault(_decode_fault(exc), None), WSMAN2005)
-        names = sorted(qn(NS_WSMAN, name) for name in env.header.must_understand
-                       if name in _WSMAN_HEADER_NAMES)
-        fault = make_fault("MustUnderstand", "The WS-Management namespace of the request is not supported.",
-                           not_understood=names)
-        return from_codec(self._fault(fault, env.header.message_id or None), WSMAN2005)
+        fault = make_fault("MustUnderstand", "The WS-Management namespace of the request is not supported.")
+        answer = etree.fromstring(from_codec(self._fault(fault, env.header.message_id or None), WSMAN2005))
+        # The s:NotUnderstood blocks name the request's own (DSP0226 1.x) QNames: added after the
+        # rewrite into 2005/06 so that they keep their namespace.
+        for name in sorted(name for name in env.header.must_understand if name in _WSMAN_HEADER_NAMES):
+            block = etree.SubElement(answer[0], qn(NS_SOAP, "NotUnderstood"), nsmap={"nu": NS_WSMAN})
+            block.set("qname", f"nu:{name}")
+        return etree.tostring(answer, xml_declaration=True, encoding="utf-8")
 
     def _handle_codec(self, data: bytes, principal: Principal) -> tuple[int, bytes]:
         """Answer one MS-WSMV request envelope. Never raises."""
@@ -272,8 +279,16 @@ class WSManService:
         payload = env.payload
         if payload is None or payload.tag != IDENTIFY_TAG:
             fault = make_fault("AccessDenied", "Only Identify is answered without authentication.")
-            return HTTP_FAULT, self._fault(fault, env.header.message_id or None)
+            return HTTP_FAULT, self._in_dialect_of(data, self._fault(fault, env.header.message_id or None))
         return self.handle(data, Principal(name="", read_only=True))
+
+    def _in_dialect_of(self, request: bytes, answer: bytes) -> bytes:
+        """``answer`` (MS-WSMV) in the dialect of ``request`` when the listener accepts that dialect."""
+        try:
+            dialect = detect(request, max_size=self.config.max_request_bytes)
+            return from_codec(answer, dialect if dialect in self.dialects else None)
+        except WSManDecodeError:
+            return answer
 
     def encoding_limit_fault(self) -> tuple[int, bytes]:
         """The fault for a request larger than the service accepts (DSP0226 14.6 w:EncodingLimit)."""
@@ -733,6 +748,9 @@ def _shell_option(name: str, resource_uri: str | None) -> bool:
     """A WINRS_* option the shell host honours (MS-WSMV 3.1.4.5, 3.1.4.11), so MustComply is met."""
     from harness.wire.wsman.shell import SHELL_OPTIONS
 
+    if name.lower() == "protocolversion" and (resource_uri or "").lower().startswith(
+            "http://schemas.microsoft.com/powershell/"):
+        return True  # MS-PSRP 3.1.5.3.1: the PSRP protocol version option (MustComply)
     return name.upper() in SHELL_OPTIONS and (resource_uri or "").lower().startswith(
         "http://schemas.microsoft.com/wbem/wsman/1/windows/shell")
 

@@ -33,8 +33,10 @@ Known structural differences:
 * ``wsman:Filter``: MS-WSMAN 3.1.4.1.13 -- Windows Server 2003 servers MUST fault a request that
   contains the Filter element, so there is no 2005/06 spelling of a filtered enumeration; the
   adapter refuses to convert one (:class:`DialectError`, fault ``FilteringNotSupported``).
-* Identify (``wsmid``, DSP0226 11) has no namespace of its own in 2005/06; an Identify envelope
-  contains no wsman element and is dialect-neutral for :func:`detect_dialect`.
+* Identify (``wsmid``, DSP0226 11): MS-WSMAN 3.1.4.1.22 answers it with a ThisType response
+  (MS-WSMAN 2.2.4.12) and a Get of ``wsman:system/2005/06/this``, not with the DSP0226
+  IdentifyResponse; the adapter does not translate between the two. An Identify envelope uses no
+  wsman element, so :func:`detect_dialect` classifies it by the wsman namespace it declares, if any.
 
 An envelope that uses both wsman namespaces is malformed in either dialect: :func:`detect_dialect`
 raises :class:`DialectError` (fault ``SchemaValidationError``) with the two namespaces named.
@@ -43,7 +45,7 @@ raises :class:`DialectError` (fault ``SchemaValidationError``) with the two name
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Final
+from typing import Any, Final
 
 from lxml import etree
 
@@ -102,31 +104,45 @@ def _wsman_namespace(dialect: str) -> str:
 
 
 # ------------------------------------------------------------------------------------ detection
-def _namespaces_used(root: _Element) -> set[str]:
+def _namespaces_used(root: _Element) -> tuple[set[str], set[str]]:
+    """(namespaces of element and attribute names, namespaces merely declared)."""
     used: set[str] = set()
+    declared: set[str] = set()
     for el in root.iter():
         tag = el.tag
         if not isinstance(tag, str):
             continue
         if tag.startswith("{"):
             used.add(tag[1:].partition("}")[0])
-        for name in el.attrib:
+        for key in el.attrib:
+            name = str(key)
             if name.startswith("{"):
                 used.add(name[1:].partition("}")[0])
-    return used
+        declared.update(str(uri) for uri in el.nsmap.values())
+    return used, declared
+
+
+def _dialects_of(namespaces: set[str]) -> list[str]:
+    return [d for d in DIALECTS
+            if namespaces & _MARKERS[d] or any(ns.startswith(_PREFIXES[d][1]) for ns in namespaces)]
 
 
 def detect_dialect(root: _Element) -> str | None:
-    """The dialect of a parsed envelope from the wsman namespace its elements and attributes use:
-    ``"wsmv"``, ``"wsman2005"``, or None when it uses neither (e.g. Identify, DSP0226 11, or a SOAP
-    fault without wsman detail). Both at once raise :class:`DialectError`."""
-    used = _namespaces_used(root)
-    found = [d for d in DIALECTS if used & _MARKERS[d]]
+    """The dialect of a parsed envelope from the wsman namespace -- or the WMI resource namespace
+    of a representation (MS-WSMAN 4.1.1) -- its elements and attributes use: ``"wsmv"``,
+    ``"wsman2005"``; both at once raise :class:`DialectError`. A message that uses neither (a
+    GetResponse of a non-WMI resource, a bare SOAP fault) is classified by the one wsman namespace
+    it declares; None when it declares neither or both (e.g. Identify, DSP0226 11)."""
+    used, declared = _namespaces_used(root)
+    found = _dialects_of(used)
     if len(found) > 1:
         raise DialectError(
             f"the envelope mixes the WS-Management namespaces {NS_WSMAN} (MS-WSMV) and {NS_WSMAN_2005} "
             "(MS-WSMAN 2005/06); a message must use one dialect", fault="SchemaValidationError")
-    return found[0] if found else None
+    if found:
+        return found[0]
+    hinted = [d for d in DIALECTS if declared & _MARKERS[d]]
+    return hinted[0] if len(hinted) == 1 else None
 
 
 def detect(data: bytes, *, max_size: int | None = None) -> str | None:
@@ -198,8 +214,8 @@ def _copy(el: _Element, parent: _Element | None, source: str, target: str, depth
     parent_el = el.getparent()
     inherited = parent_el.nsmap if parent_el is not None else {}
     own = {p: u for p, u in el.nsmap.items() if inherited.get(p) != u}
-    nsmap = {p: _map_namespace(u, source, target) or u for p, u in own.items()}
-    attrib = {_map_name(k, source, target): v for k, v in el.attrib.items()}
+    nsmap: Any = {p: _map_namespace(u, source, target) or u for p, u in own.items()}
+    attrib = {_map_name(str(k), source, target): str(v) for k, v in el.attrib.items()}
     new_tag = _map_name(tag, source, target)
     if parent is None:
         new = etree.Element(new_tag, attrib=attrib, nsmap=nsmap)
@@ -220,7 +236,7 @@ def _copy_special(el: _Element) -> _Element:
     if isinstance(el, etree._Comment):
         return etree.Comment(el.text or "")
     if isinstance(el, etree._ProcessingInstruction):
-        return etree.ProcessingInstruction(el.target, el.text)
+        return etree.ProcessingInstruction(el.target, el.text or "")
     raise DialectError(f"cannot convert a node of type {type(el).__name__}")
 
 
@@ -250,7 +266,8 @@ def convert(data: bytes, source: str, target: str, *, max_size: int | None = Non
     return etree.tostring(convert_tree(root, source, target), xml_declaration=True, encoding="utf-8")
 
 
-def to_codec(data: bytes, *, max_size: int | None = None, accepted: Iterable[str] = DIALECTS) -> tuple[str | None, bytes]:
+def to_codec(data: bytes, *, max_size: int | None = None,
+             accepted: Iterable[str] = DIALECTS) -> tuple[str | None, bytes]:
     """Inbound boundary: detect the dialect of ``data`` and return it with the message rewritten
     into the codec's dialect (MS-WSMV). A dialect outside ``accepted`` is returned with ``data``
     unchanged, so the codec answers it as it answers any message in a namespace it does not know

@@ -171,3 +171,59 @@ async def test_object_paths_with_namespace_and_malformed(server: WmiServer) -> N
             await wmi.get_object('Win32_Service.Name="unterminated')
     assert other_ns.value.hresult == WBEM_E_INVALID_NAMESPACE
     assert malformed.value.hresult == WBEM_E_INVALID_OBJECT_PATH
+
+
+async def test_exec_query_async_delivers_to_the_sink(server: WmiServer, store: CimStore) -> None:
+    """ExecQueryAsync: Indicate with the result, then SetStatus(WBEM_STATUS_COMPLETE, WBEM_S_NO_ERROR)."""
+    async with await _client(server) as wmi:
+        sink = await wmi.exec_query_async("SELECT * FROM Win32_Service")
+        try:
+            objs, status = await sink.collect(timeout=10)
+        finally:
+            await sink.close()
+    want = store.exec_query("root/cimv2", "SELECT * FROM Win32_Service")
+    assert status == 0
+    assert [o.values["Name"] for o in objs if isinstance(o, WmiInstance)] == [str(i["Name"]) for i in want]
+
+
+async def test_exec_notification_query_async_push_and_cancel(server: WmiServer, store: CimStore) -> None:
+    """ExecNotificationQueryAsync pushes each event with Indicate; CancelAsyncCall ends it with
+    SetStatus(WBEM_E_CALL_CANCELLED)."""
+    from harness.wire.wmi.constants import WBEM_E_CALL_CANCELLED
+
+    async with await _client(server) as wmi:
+        sink = await wmi.exec_notification_query_async(
+            "SELECT * FROM __InstanceCreationEvent WHERE TargetInstance ISA 'Win32_Environment'")
+        try:
+            for i in range(3):
+                store.create_instance("root/cimv2", pywbem.CIMInstance("Win32_Environment", properties={
+                    "Name": f"WMH_PUSH_{i}", "UserName": "<SYSTEM>", "VariableValue": "v"}))
+            got: list[str] = []
+            while len(got) < 3:
+                batch = await sink.next(timeout=5)
+                assert batch is not None
+                for event in batch:
+                    assert isinstance(event, WmiInstance) and event.class_name == "__InstanceCreationEvent"
+                    target = event.values["TargetInstance"]
+                    assert isinstance(target, WmiInstance)
+                    got.append(str(target.values["Name"]))
+            assert got == [f"WMH_PUSH_{i}" for i in range(3)]
+            await wmi.cancel_async_call(sink)
+            assert await sink.next(timeout=5) is None and sink.status == WBEM_E_CALL_CANCELLED
+            with pytest.raises(WmiError):
+                await wmi.cancel_async_call(sink)
+        finally:
+            await sink.close()
+    assert len(server.async_calls) == 0
+
+
+@pytest.mark.parametrize("level", [AuthLevel.PKT_INTEGRITY, AuthLevel.PKT_PRIVACY])
+async def test_large_request_and_response_are_fragmented(server: WmiServer, store: CimStore, level: int) -> None:
+    """A 40 kB PutInstance goes out in several protected request fragments; the GetObject answer comes
+    back in several response fragments (C706 12.4.2; every fragment signed/sealed, MS-RPCE 3.3.1.5.2.2)."""
+    value = "x" * 20_000 + "é" * 10_000
+    async with await _client(server, level=level) as wmi:
+        await wmi.put_instance(pywbem.CIMInstance("Win32_Environment", properties={
+            "Name": "WMH_BIG", "UserName": "<SYSTEM>", "VariableValue": value}))
+        back = await wmi.get_object('Win32_Environment.Name="WMH_BIG",UserName="<SYSTEM>"')
+    assert isinstance(back, pywbem.CIMInstance) and back["VariableValue"] == value
