@@ -218,6 +218,17 @@ def wm_mock_config(wm_target: Target, request: pytest.FixtureRequest) -> Any:
     return mock.config
 
 
+@pytest.fixture(scope="session")
+def wm_mock_server(wm_target: Target, request: pytest.FixtureRequest) -> Any:
+    """The built-in mock itself (``harness.targets.mock.runner.MockServerThread``), for mock-only
+    checks of its insides (leaked contexts, tasks, connections: MS-WMOD 2.10.1); real targets skip."""
+    state = _state(request.config)
+    mock = state.mocks.get(wm_target.name)
+    if not wm_target.is_mock or mock is None:
+        pytest.skip(NOT_SUPPORTED_PREFIX + " the server's insides are only reachable on the built-in mock")
+    return mock
+
+
 @pytest.fixture
 def wm_mock_eventing(wm_target: Target, request: pytest.FixtureRequest) -> Iterator[Any]:
     """The built-in mock's eventing handle (:class:`harness.targets.mock.publisher.MockEventing`):

@@ -221,9 +221,15 @@ def get_owner(store: CimStore, namespace: str, target: Target, params: dict[str,
 SD_STATE = "security_descriptor"
 
 
+def _sd_key(store: CimStore, namespace: str) -> str:
+    """One key per namespace however it is spelt (``root\\cimv2``, ``ROOT/CIMV2``): every protocol
+    of the mock reads and writes the same security descriptor (MS-WMOD 2.4)."""
+    return store.normalize_namespace(namespace).lower()
+
+
 def namespace_sd(store: CimStore, namespace: str) -> tuple[str, bytes]:
     """(SDDL, self-relative bytes) of a namespace; the WMI default if never set."""
-    state = store.provider_state.setdefault(namespace.lower(), {})
+    state = store.provider_state.setdefault(_sd_key(store, namespace), {})
     if SD_STATE not in state:
         state[SD_STATE] = (DEFAULT_NAMESPACE_SDDL, sddl_to_binary(DEFAULT_NAMESPACE_SDDL))
     sddl, binary = state[SD_STATE]
@@ -247,7 +253,7 @@ def set_sd(store: CimStore, namespace: str, target: Target, params: dict[str, An
         sddl = binary_to_sddl(binary)
     except SddlError:
         return WBEM_HRESULT[CimStatus.INVALID_PARAMETER], {}
-    store.provider_state.setdefault(namespace.lower(), {})[SD_STATE] = (sddl, binary)
+    store.provider_state.setdefault(_sd_key(store, namespace), {})[SD_STATE] = (sddl, binary)
     return 0, {}
 
 

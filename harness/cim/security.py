@@ -121,8 +121,12 @@ MAX_SD_SIZE = 65536
 
 #: Default security descriptor of a WMI namespace (observed Windows behaviour: root\cimv2 grants
 #: Administrators full control and Authenticated Users / Local Service / Network Service enable,
-#: method-execute and provider-write).
-DEFAULT_NAMESPACE_SDDL = "O:BAG:BAD:(A;CI;CCDCLCSWRPWPRCWD;;;BA)(A;CI;CCDCRP;;;NS)(A;CI;CCDCRP;;;LS)(A;CI;CCDCRP;;;AU)"
+#: method-execute and provider-write), plus Enable Account and Remote Enable (CCWP) for BUILTIN\Remote
+#: Management Users: the grant an administrator adds so that non-administrators can read WMI data
+#: over WinRM (WBEM_REMOTE_ACCESS is Administrators-only by default); the mock's read-only users
+#: are members of that group (harness.targets.mock.authorization).
+DEFAULT_NAMESPACE_SDDL = ("O:BAG:BAD:(A;CI;CCDCLCSWRPWPRCWD;;;BA)(A;CI;CCDCRP;;;NS)(A;CI;CCDCRP;;;LS)"
+                          "(A;CI;CCDCRP;;;AU)(A;CI;CCWP;;;RM)")
 
 
 def sid_to_bytes(sid: str) -> bytes:

@@ -51,6 +51,20 @@ class _Namespace:
         self.qualifiers: dict[str, pywbem.CIMQualifierDeclaration] = {}
         self.classes: dict[str, pywbem.CIMClass] = {}
         self.instances: dict[InstanceKey, pywbem.CIMInstance] = {}
+        # Creation order as a list with holes, so an enumeration cursor is one integer (constant
+        # memory per open enumeration, MS-WMOD 3.2) and survives creations and deletions.
+        self.order: list[InstanceKey | None] = []
+        self.slot: dict[InstanceKey, int] = {}
+
+    def add_instance(self, key: InstanceKey, instance: pywbem.CIMInstance) -> None:
+        if key not in self.instances:
+            self.slot[key] = len(self.order)
+            self.order.append(key)
+        self.instances[key] = instance
+
+    def remove_instance(self, key: InstanceKey) -> None:
+        del self.instances[key]
+        self.order[self.slot.pop(key)] = None
 
 
 def _qualifier_true(qualifiers: Mapping[str, Any], name: str) -> bool:
@@ -235,7 +249,7 @@ class CimStore:
             self._class(ns, classname)
             doomed = {c.lower() for c in self._subclasses(ns, classname)}
             for key in [k for k in ns.instances if k[0] in doomed]:
-                del ns.instances[key]
+                ns.remove_instance(key)
             for name in doomed:
                 del ns.classes[name]
 
@@ -407,7 +421,12 @@ class CimStore:
 
     @staticmethod
     def _out(instance: pywbem.CIMInstance, property_list: Sequence[str] | None = None) -> pywbem.CIMInstance:
-        out = copy.deepcopy(instance)
+        # pywbem's copy() is middle-deep (new property and qualifier objects); list values are the only
+        # mutable values left shared, so they are copied too. Far cheaper than deepcopy on every read.
+        out = instance.copy()
+        for prop in out.properties.values():
+            if isinstance(prop.value, list):
+                prop.value = list(prop.value)
         if property_list is not None:
             wanted = {p.lower() for p in property_list}
             for name in list(out.properties):
@@ -435,11 +454,35 @@ class CimStore:
             names = {c.lower() for c in self._subclasses(ns, base.classname)} if deep else {base.classname.lower()}
             return [self._out(i) for k, i in ns.instances.items() if k[0] in names]
 
+    def scan_instances(
+        self, namespace: str, classname: str, start: int, limit: int, deep: bool = True
+    ) -> tuple[list[pywbem.CIMInstance], int, bool]:
+        """Up to ``limit`` instances of ``classname`` in creation order from cursor ``start``: returns
+        (instances, next cursor, exhausted). A cursor is an integer, so an open enumeration costs
+        constant memory however large the result set (DSP0200 EnumerateInstances in pieces)."""
+        with self._lock:
+            ns = self._ns(namespace)
+            base = self._class(ns, classname)
+            names = {c.lower() for c in self._subclasses(ns, base.classname)} if deep else {base.classname.lower()}
+            order = ns.order
+            out: list[pywbem.CIMInstance] = []
+            i = max(start, 0)
+            while i < len(order) and len(out) < limit:
+                key = order[i]
+                i += 1
+                if key is not None and key[0] in names:
+                    out.append(self._out(ns.instances[key]))
+            return out, i, i >= len(order)
+
     def enumerate_instance_names(
         self, namespace: str, classname: str, deep: bool = True
     ) -> list[pywbem.CIMInstanceName]:
         """DSP0200 EnumerateInstanceNames."""
-        return [i.path for i in self.enumerate_instances(namespace, classname, deep)]
+        with self._lock:
+            ns = self._ns(namespace)
+            base = self._class(ns, classname)
+            names = {c.lower() for c in self._subclasses(ns, base.classname)} if deep else {base.classname.lower()}
+            return [i.path.copy() for k, i in ns.instances.items() if k[0] in names]
 
     def _typed_property(self, cls: pywbem.CIMClass, name: str, value: Any) -> pywbem.CIMProperty:
         try:
@@ -500,7 +543,7 @@ class CimStore:
                 raise CimError(CimStatus.ALREADY_EXISTS, f"instance {cls.classname} {typed} already exists")
             path = pywbem.CIMInstanceName(cls.classname, keybindings=typed)
             stored.path = path
-            ns.instances[ident] = stored
+            ns.add_instance(ident, stored)
             change = StoreChange("create", ns.name, path.copy(), None, self._out(stored))
         self._notify(change)
         return path.copy()
@@ -538,7 +581,7 @@ class CimStore:
         with self._lock:
             ns = self._ns(namespace)
             ident, old = self._find(ns, path)
-            del ns.instances[ident]
+            ns.remove_instance(ident)
             change = StoreChange("delete", ns.name, old.path.copy(), self._out(old), None)
         self._notify(change)
 

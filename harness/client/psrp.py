@@ -11,6 +11,7 @@ Everything goes through ``WSManClient.exchange`` (XSD-validated when the client 
 from __future__ import annotations
 
 import base64
+import contextlib
 import inspect
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -47,6 +48,7 @@ from harness.wire.psrp.messages import (
     pack_message,
     unpack_message,
 )
+from harness.wire.psrp.psrdp import DebuggerEventKind, DebuggerRequest, build_debugger_request, classify_user_event
 from harness.wire.psrp.records import ErrorRecordInfo
 from harness.wire.psrp.state import (
     Event,
@@ -109,6 +111,8 @@ class PsrpPowerShell:
     error_record: ErrorRecordInfo | None = None
     receives: int = 0
     defrag: Defragmenter = field(default_factory=Defragmenter)
+    #: A ready-made CREATE_PIPELINE (e.g. an MS-PSRDP debugger message) instead of :attr:`commands`.
+    request: CreatePipeline | None = None
 
     # ------------------------------------------------------------------ building
     def add_command(self, name: str, *positional: Any, **named: Any) -> PsrpPowerShell:
@@ -131,7 +135,7 @@ class PsrpPowerShell:
         """CREATE_PIPELINE: the first fragment in ``rsp:Arguments`` of Command, the rest with Send
         (MS-PSRP 3.1.5.3.3); returns the CommandId."""
         pool = self.pool
-        request = CreatePipeline(PowerShell(list(self.commands)), no_input=not has_input)
+        request = self.request or CreatePipeline(PowerShell(list(self.commands)), no_input=not has_input)
         self.pipeline = pool.pool.create_pipeline(request, self.pid)
         pool.powershells[self.pid] = self
         self._state(PSInvocationState.Running)
@@ -181,7 +185,7 @@ class PsrpPowerShell:
                 return self.output
         raise PsrpError(f"pipeline {self.pid} did not finish in {max_receives} Receives")
 
-    async def invoke(self, input: Sequence[Any] | None = None) -> list[Any]:  # noqa: A002 - PowerShell's name
+    async def invoke(self, input: Sequence[Any] | None = None) -> list[Any]:
         """Start, send ``input`` (closed with END_OF_PIPELINE_INPUT), collect every stream until the end."""
         await self.start(has_input=input is not None)
         if input is not None:
@@ -200,12 +204,10 @@ class PsrpPowerShell:
     async def release(self) -> None:
         """The WinRS terminate signal that frees the command on the server (MS-WSMV 3.1.4.12)."""
         header = self.pool.header(ShellAction.SIGNAL)
-        try:
+        with contextlib.suppress(WSManFault):  # already released
             env = await self.pool.client.exchange(
                 sh.build_signal_request(header, sh.SignalRequest(sh.SIGNAL_TERMINATE, self.command_id)))
             WSManClient._decode(sh.parse_signal_response, env)
-        except WSManFault:
-            pass  # already released
 
     def _apply(self, events: list[Event]) -> None:
         for event in events:
@@ -380,14 +382,7 @@ class PsrpRunspacePool:
         self._apply(self.pool.open())
         packed = [pack_message(m) for m in self.pool.take_outgoing()]
         data = b"".join(self.fragmenter.fragment_many(packed))
-        spec = sh.ShellSpec(shell_id=str(self.pool.rpid).upper(), input_streams=["stdin", "pr"],
-                            output_streams=["stdout"])
-        shell_el = sh.shell_element(spec)
-        creation = etree.SubElement(shell_el, f"{{{NS_PWSH}}}creationXml", nsmap={"pwsh": NS_PWSH})
-        creation.text = base64.b64encode(data).decode("ascii")
-        header = self.header(Action.CREATE)
-        header.options = [Option("protocolversion", PROTOCOL_VERSION, must_comply=True)]
-        env = await self.client.exchange(build_envelope(_with_action(header, Action.CREATE), [shell_el]))
+        env = await self.client.exchange(build_create_pool_request(self.header(Action.CREATE), self.pool.rpid, data))
         created: sh.ShellCreated = WSManClient._decode(sh.parse_create_shell_response, env)
         self.shell_id = created.shell_id
         for _ in range(max_receives):
@@ -413,6 +408,52 @@ class PsrpRunspacePool:
                 return self.session_key
             await self.receive_pool()
         raise PsrpError("no ENCRYPTED_SESSION_KEY arrived")
+
+    async def debugger(self, request: DebuggerRequest) -> PsrpPowerShell:
+        """Run one MS-PSRDP client message (a CREATE_PIPELINE, MS-PSRDP 2.2.2 - 2.2.6) to its end."""
+        ps = PsrpPowerShell(self, request=build_debugger_request(request))
+        await ps.invoke()
+        return ps
+
+    def debugger_events(self) -> list[tuple[DebuggerEventKind, Any]]:
+        """The MS-PSRDP events (stop, breakpoint updated) among the USER_EVENTs received so far."""
+        out = []
+        for event in self.user_events:
+            classified = classify_user_event(event)
+            if classified is not None:
+                out.append(classified)
+        return out
+
+    async def attach(self, shell_id: str) -> None:
+        """Connect as a new client to a disconnected RunspacePool (MS-PSRP 3.1.5.3.9): SESSION_CAPABILITY +
+        CONNECT_RUNSPACEPOOL in connectXml; RUNSPACEPOOL_INIT_DATA arrives in connectResponseXml."""
+        self.shell_id = shell_id.upper()
+        self.pool.rpid = uuid.UUID(shell_id)
+        self._apply(self.pool.connect())
+        packed = [pack_message(m) for m in self.pool.take_outgoing()]
+        data = b"".join(self.fragmenter.fragment_many(packed))
+        env = await self.client.exchange(build_connect_pool_request(self.header(ShellAction.CONNECT), data))
+        content = WSManClient._decode(sh.parse_connect_response, env)
+        answer = next((c for c in content if c.tag == f"{{{NS_PWSH}}}connectResponseXml"), None)
+        if answer is None:
+            raise PsrpError("ConnectResponse without connectResponseXml (MS-PSRP 3.1.5.3.9)")
+        try:
+            raw = base64.b64decode((answer.text or "").strip(), validate=True)
+        except ValueError:
+            raise PsrpError("connectResponseXml is not base64") from None
+        await self.process(self.defrag, raw)
+        if self.pool.state is not RunspacePoolState.Opened:
+            raise PsrpError(f"the RunspacePool did not connect (state {self.pool.state.name})")
+
+    def adopt(self, command_id: str) -> PsrpPowerShell:
+        """A running pipeline of the pool this client attached to (its CommandId is the pipeline id)."""
+        pid = uuid.UUID(command_id)
+        pipeline = Pipeline(self.pool, pid, state=PSInvocationState.Running)
+        self.pool.pipelines[pid] = pipeline
+        ps = PsrpPowerShell(self, pid=pid, pipeline=pipeline, command_id=command_id.upper(),
+                            state=PSInvocationState.Running, states=[PSInvocationState.Running])
+        self.powershells[pid] = ps
+        return ps
 
     async def disconnect(self, *, idle_timeout: float | None = None) -> None:
         """WinRS Disconnect (MS-PSRP 3.1.5.3.7): pool and running pipelines become Disconnected."""
@@ -451,17 +492,30 @@ class PsrpRunspacePool:
 
     async def __aexit__(self, *exc: object) -> None:
         if self.shell_id is not None:
-            try:
+            with contextlib.suppress(WSManFault):  # already gone
                 await self.close()
-            except WSManFault:
-                pass  # already gone
 
 
-def _with_action(header: Header, action: str) -> Header:
-    header.action = action
-    return header
+def build_create_pool_request(header: Header, rpid: uuid.UUID, data: bytes) -> bytes:
+    """wxf:Create of a PowerShell shell (MS-PSRP 3.1.5.3.1): rsp:Shell with ShellId = RPID, streams
+    ``stdin pr`` / ``stdout``, ``creationXml`` (base64 fragments) and the MustComply protocolversion option."""
+    spec = sh.ShellSpec(shell_id=str(rpid).upper(), input_streams=["stdin", "pr"], output_streams=["stdout"])
+    shell_el = sh.shell_element(spec)
+    creation = etree.SubElement(shell_el, f"{{{NS_PWSH}}}creationXml", nsmap={"pwsh": NS_PWSH})
+    creation.text = base64.b64encode(data).decode("ascii")
+    header.action = Action.CREATE
+    header.resource_uri = header.resource_uri or RESOURCE_POWERSHELL
+    header.options = [*header.options, Option("protocolversion", PROTOCOL_VERSION, must_comply=True)]
+    return build_envelope(header, [shell_el])
 
 
-__all__ = ["SIGNAL_PS_CTRL_C", "HostHandler", "PsrpError", "PsrpPowerShell", "PsrpRunspacePool"]
+def build_connect_pool_request(header: Header, data: bytes) -> bytes:
+    """rsp:Connect with ``connectXml`` (MS-PSRP 3.1.5.3.9)."""
+    content = etree.Element(f"{{{NS_PWSH}}}connectXml", nsmap={"pwsh": NS_PWSH})
+    content.text = base64.b64encode(data).decode("ascii")
+    header.options = [*header.options, Option("protocolversion", PROTOCOL_VERSION, must_comply=True)]
+    return sh.build_connect_request(header, [content])
 
 
+__all__ = ["NS_PWSH", "SIGNAL_PS_CTRL_C", "HostHandler", "PsrpError", "PsrpPowerShell", "PsrpRunspacePool",
+           "build_connect_pool_request", "build_create_pool_request"]

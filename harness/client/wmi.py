@@ -56,7 +56,12 @@ from harness.wire.wmi.constants import (
     WBEM_STATUS_COMPLETE,
 )
 from harness.wire.wmio import WmiClass, WmiInstance, WmioError, decode_encoding_unit, encode_encoding_unit
-from harness.wire.wmio.pywbem_bridge import from_pywbem_instance, to_pywbem_class, to_pywbem_instance
+from harness.wire.wmio.pywbem_bridge import (
+    from_pywbem_instance,
+    pywbem_type_of,
+    to_pywbem_class,
+    to_pywbem_instance,
+)
 
 _ADDR = re.compile(r"^(?P<host>[^\[]+)\[(?P<port>\d+)\]$")
 
@@ -452,8 +457,9 @@ class WmiClient:
         if params:
             if meth is None or meth.in_signature is None:
                 raise WmiError("ExecMethod", 0x80041008, f"{method} takes no parameters")
+            sig = meth.in_signature
             inst = pywbem.CIMInstance("__PARAMETERS", properties={
-                k: pywbem.CIMProperty(k, v, type=_ptype(meth.in_signature, k)) for k, v in params.items()})
+                k: pywbem.CIMProperty(k, v, type=pywbem_type_of(sig.property(k).cim_type)) for k, v in params.items()})
             obj = from_pywbem_instance(inst, meth.in_signature)
             in_ref = ObjRefCustom(IID_IWBEM_CLASS_OBJECT, CLSID_WBEM_CLASS_OBJECT, encode_encoding_unit(obj)).encode()
         w = _orpc()
@@ -496,9 +502,3 @@ class WmiClient:
         if not isinstance(obj, WmiClass):
             raise WmiError("GetObject", 0x80041010, f"{classname} is not a class")
         return obj
-
-
-def _ptype(sig: WmiClass, name: str) -> str:
-    from harness.wire.wmio.pywbem_bridge import pywbem_type_of
-
-    return pywbem_type_of(sig.property(name).cim_type)

@@ -62,6 +62,9 @@ MOCK_CAPABILITIES: frozenset[str] = frozenset(
         "publisher-initiated",
         # WinRS (MS-WSMV 3.1.4.11 - 3.1.4.17; MS-WMOD 3.6)
         "winrs",
+        # PowerShell Remoting over WinRS (MS-PSRP 3.1.5; MS-WMOD 2.5.2.8, 3.6) and remote debugging (MS-PSRDP)
+        "psrp",
+        "psrdp",
         "winrs-disconnect",
         "winrs-quota",
         "shell-idle-reaper",
@@ -74,12 +77,15 @@ MOCK_CAPABILITIES: frozenset[str] = frozenset(
         "wmi-events",
         # the Windows Server 2003 R2 dialect, MS-WSMAN (WS-Management 2005/06; harness.wire.wsman.dialect)
         "wsman2005",
+        # namespace security changed through __SystemSecurity.SetSD (MS-WMOD 2.9.3); changes the
+        # target's security, so a real target only has it when its inventory lists it (opt-in)
+        "sddl",
     }
 )
 
 #: What a real Windows WinRM listener offers out of the box (MS-WSMV, WMI plug-in). The 2005/06
 #: dialect is only Windows Server 2003 R2's (MS-WMOD 1.4: incompatible with the DMTF specifications).
-WINDOWS_CAPABILITIES: frozenset[str] = MOCK_CAPABILITIES - {"wsman2005"}
+WINDOWS_CAPABILITIES: frozenset[str] = MOCK_CAPABILITIES - {"wsman2005", "sddl"}
 
 
 class InventoryError(ValueError):

@@ -49,6 +49,21 @@ def _action_of(root: Any) -> str:
     return ""
 
 
+def _all_dialects_entry(d: Path) -> Any:
+    """An in-memory schema document that imports the entry point and the schemas of the other
+    dialect (:data:`_EXTRA`), so that one libxml2 schema validates both dialects."""
+    if not any((d / name).is_file() for name in _EXTRA):
+        return etree.parse(str(d / _ENTRY))
+    imports = [f'<xs:import namespace="urn:wm-harness:schemas:all" schemaLocation="{_ENTRY}"/>']
+    for name in _EXTRA:
+        if (d / name).is_file():
+            target = etree.parse(str(d / name)).getroot().get("targetNamespace", "")
+            imports.append(f'<xs:import namespace="{target}" schemaLocation="{name}"/>')
+    text = ('<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:wm-harness:schemas:dialects">'
+            + "".join(imports) + "</xs:schema>")
+    return etree.fromstring(text, base_url=(d.resolve() / "wsman-dialects.xsd").as_uri())
+
+
 class WSManValidator:
     """Validates whole envelopes (SOAP 1.2 envelope, WS-Man headers and the known body payloads).
 
@@ -64,6 +79,13 @@ class WSManValidator:
         self._known_types = frozenset(str(k) for k in self.schema.maps.types)
         self._namespaces = frozenset(str(ns) for ns in self.schema.maps.namespaces if ns)
         self._lock = threading.Lock()
+        # libxml2 validates the same schemas about two orders of magnitude faster than the pure-Python
+        # processor, which stays the reference for the type map (and the fallback).
+        self._fast: etree.XMLSchema | None
+        try:
+            self._fast = etree.XMLSchema(_all_dialects_entry(d))
+        except (etree.XMLSchemaParseError, etree.XMLSyntaxError, OSError):
+            self._fast = None
 
     def _prepare(self, root: Any) -> None:
         namespaces = self._namespaces
@@ -91,6 +113,16 @@ class WSManValidator:
             return [f"not well-formed: {exc.reason}"]
         self._prepare(root)
         errors: list[str] = []
+        if self._fast is not None:
+            if self._fast.validate(root):
+                return []
+            log: Any = self._fast.error_log  # lxml's stubs do not type the log as iterable
+            entries: list[Any] = list(log)
+            for entry in entries:
+                errors.append(f"{entry.path or '/'} line {entry.line}: {entry.message}")
+                if len(errors) >= _MAX_ERRORS:
+                    break
+            return errors
         with self._lock:
             try:
                 for err in self.schema.iter_errors(etree.ElementTree(root)):

@@ -185,7 +185,7 @@ def test_get_built_with_pywinrm_header_builder(winrm: Recorder) -> None:
     request_wire, response_wire = winrm.wire
     # pywinrm's deviation (above) is the only thing our XSDs find in its request; the answer is valid.
     errors = default_validator().validate(request_wire.body)
-    assert errors and all(e.endswith("attribute 'mustUnderstand' not allowed") for e in errors), errors
+    assert errors and all("attribute 'mustUnderstand'" in e and "not allowed" in e for e in errors), errors
     assert_valid([response_wire])
 
 

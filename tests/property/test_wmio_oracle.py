@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from harness.fuzz.wmio_strategies import classes, instances
 from harness.wire.wmio import (
     CimType,
     Qualifier,
@@ -34,7 +35,6 @@ from harness.wire.wmio import (
     encode_encoding_unit,
 )
 from harness.wire.wmio.model import type_code
-from harness.fuzz.wmio_strategies import classes, instances
 
 wmi = pytest.importorskip("impacket.dcerpc.v5.dcom.wmi")
 

@@ -8,13 +8,13 @@ import struct
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness.fuzz.wmio_strategies import classes, instances, objects
 from harness.wire.wmio import (
     WmioDecodeError,
     decode_encoding_unit,
     decode_object_block,
     encode_encoding_unit,
 )
-from harness.fuzz.wmio_strategies import classes, instances, objects
 
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

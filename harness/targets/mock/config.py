@@ -60,3 +60,14 @@ class MockConfig:
     wmi_enabled: bool = True
     epm_port: int = 0
     wmi_port: int = 0
+    #: Slow clients (MS-WMOD 2.10.1; mock robustness): a connection must deliver the complete headers of
+    #: its next request within ``header_timeout`` seconds of opening or of the previous answer, else it
+    #: is closed (http.sys HeaderWait and IdleConnection timers, 120 s by default on Windows); the
+    #: body must arrive within ``body_timeout`` seconds (http.sys EntityBody timer, 120 s), else the
+    #: answer is HTTP 408 and the connection is closed. Read when the listener starts.
+    header_timeout: float = 120.0
+    body_timeout: float = 120.0
+    #: Fault injection (MS-WMOD 2.10.3 internal failure): CIM classes whose provider fails; a WS-Man
+    #: operation on them is answered like a failing WMI provider (WBEM_E_PROVIDER_FAILURE). Mock only;
+    #: may be changed while the mock runs.
+    failing_providers: set[str] = field(default_factory=set)

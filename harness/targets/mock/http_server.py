@@ -31,6 +31,8 @@ from harness.targets.mock.wsman_service import Principal, WSManService
 log = logging.getLogger("wmh.mock")
 
 SOAP_CONTENT_TYPE = "application/soap+xml;charset=UTF-8"
+#: Seconds an unread request body is still drained after an early answer (aiohttp lingering close).
+LINGERING_TIME = 2.0
 
 
 class _AuthState:
@@ -96,9 +98,13 @@ async def handle_wsman(request: web.Request) -> web.Response:
                             headers={"Content-Type": SOAP_CONTENT_TYPE})
     # Read the body before authenticating: a Negotiate 401 must leave the keep-alive connection usable.
     try:
-        data = await asyncio.wait_for(request.content.read(config.max_request_bytes + 1), timeout=config.max_timeout)
+        data = await asyncio.wait_for(request.content.read(config.max_request_bytes + 1), timeout=config.body_timeout)
     except TimeoutError:
-        return web.Response(status=408, text="request body not received in time")
+        # A body slower than the EntityBody deadline (MockConfig.body_timeout): 408 and the
+        # connection is closed, so a trickling client cannot hold it (RFC 9110 15.5.9).
+        late = web.Response(status=408, text="request body not received in time")
+        late.force_close()
+        return late
     conn = auth_state.connection(request)
     outcome = auth_state.acceptor(config).authenticate(conn, request.headers.get("Authorization"))
     if not outcome.ok and (outcome.attempted or not unauth_identify):
@@ -146,12 +152,26 @@ async def handle_wsman(request: web.Request) -> web.Response:
     return web.Response(status=status, body=body, headers={**extra, "Content-Type": SOAP_CONTENT_TYPE})
 
 
+def service_of(app: web.Application) -> WSManService:
+    """The sans-IO service behind an application of :func:`build_app` (diagnostics, fixtures)."""
+    return app[_SERVICE_KEY]
+
+
+def open_connections(app: web.Application) -> int:
+    """How many TCP connections of ``app`` still hold an authentication context (leak checks)."""
+    return len(app[_AUTH_KEY].connections)
+
+
 async def _not_found(request: web.Request) -> web.Response:
     return web.Response(status=404, text="wm-harness mock: WS-Management is served on /wsman")
 
 
 def build_app(store: CimStore, config: MockConfig) -> web.Application:
-    app = web.Application(client_max_size=config.max_request_bytes + 1)
+    # keepalive_timeout: aiohttp closes a connection whose next request headers have not arrived
+    # that long after it opened or after the previous answer (the header / idle deadline);
+    # lingering_time bounds how long the rest of an unread body is drained after an early answer.
+    handler_args = {"keepalive_timeout": config.header_timeout, "lingering_time": LINGERING_TIME}
+    app = web.Application(client_max_size=config.max_request_bytes + 1, handler_args=handler_args)
     app[_SERVICE_KEY] = WSManService(store, config)
     app[_CONFIG_KEY] = config
     app[_AUTH_KEY] = _AuthState()

@@ -44,6 +44,7 @@ from harness.targets.mock.ps_engine_script import (
     ScriptSyntaxError,
     Stage,
     Statement,
+    SubPipeline,
     Throw,
     Var,
     parse_script,
@@ -60,7 +61,7 @@ from harness.wire.psrp.messages import (
     VerboseRecord,
     WarningRecord,
 )
-from harness.wire.psrp.primitives import Version
+from harness.wire.psrp.primitives import Int64, Version
 from harness.wire.psrp.records import ErrorRecordInfo
 
 #: Steps a pipeline may take in one poll (a runaway script cannot hang the service).
@@ -73,6 +74,9 @@ RESUME_STEP_INTO: Final = 1
 RESUME_STEP_OUT: Final = 2
 RESUME_STEP_OVER: Final = 3
 RESUME_STOP: Final = 4
+#: DebugModes.RemoteScript (System.Management.Automation; MS-PSRDP 2.2.2 Set-PSDebugMode argument): only then
+#: do breakpoints stop a remote script.
+DEBUG_MODE_REMOTE_SCRIPT: Final = 4
 
 NOT_RECOGNIZED: Final = ("The term '{}' is not recognized as the name of a cmdlet, function, script file, or "
                          "operable program. Check the spelling of the name, or if a path was included, verify "
@@ -174,11 +178,13 @@ class Runspace:
         return None
 
     def env_set(self, name: str, value: str | None) -> None:
-        for key in list(self.env):
-            if key.lower() == name.lower():
-                del self.env[key]
-        if value is not None:
-            self.env[name] = value
+        """Set (None: remove) a variable; an existing one keeps the case of its name (observed Windows
+        behaviour: environment names are case-insensitive)."""
+        existing = next((key for key in self.env if key.lower() == name.lower()), None)
+        if value is None:
+            self.env.pop(existing or name, None)
+        else:
+            self.env[existing or name] = value
 
 
 def ps_version_table() -> PSObject:
@@ -263,6 +269,19 @@ def _number(value: Any) -> int | float:
                              ErrorCategory.InvalidArgument)) from None
 
 
+def ps_number(value: int | float) -> int | float:
+    """PowerShell's numeric widening: Int32, else Int64, else Double (MS-PSRP 2.2.5.1.11 - 2.2.5.1.13)."""
+    if isinstance(value, float) or -2**31 <= value < 2**31:
+        return value
+    if -2**63 <= value < 2**63:
+        return Int64(value)
+    try:
+        return float(value)
+    except OverflowError:
+        raise PsError(_error("The result of the arithmetic operation is too large.", "RuntimeException",
+                             ErrorCategory.InvalidOperation, "System.OverflowException")) from None
+
+
 def cim_value(value: Any) -> Any:
     """A pywbem CIM value as a PSRP value (MS-PSRP 2.2.5.1 primitive types)."""
     if isinstance(value, list):
@@ -344,7 +363,8 @@ class Invocation:
 
     def evaluate(self, expr: Expr) -> Generator[Step, Any, Any]:
         if isinstance(expr, Literal):
-            return expr.value
+            return ps_number(expr.value) if isinstance(expr.value, int) and not isinstance(expr.value, bool) \
+                else expr.value
         if isinstance(expr, Var):
             return (yield from self.lookup(expr))
         if isinstance(expr, Interpolated):
@@ -359,22 +379,29 @@ class Invocation:
             return values
         if isinstance(expr, Block):
             return expr
+        if isinstance(expr, SubPipeline):
+            sink: list[Any] = []
+            yield from _collect(run_pipeline(self, expr.pipeline.stages), sink)
+            value = sink[0] if len(sink) == 1 else sink if sink else None
+            for prop in expr.props:
+                value = [_member(v, prop) for v in value] if isinstance(value, list) else _member(value, prop)
+            return value
         left = yield from self.evaluate(expr.left)
         right = yield from self.evaluate(expr.right)
         if expr.op == "+" and isinstance(left, str):
             return left + to_text(right)
         a, b = _number(left), _number(right)
         if expr.op == "+":
-            return a + b
+            return ps_number(a + b)
         if expr.op == "-":
-            return a - b
+            return ps_number(a - b)
         if expr.op == "*":
-            return a * b
+            return ps_number(a * b)
         if b == 0:
             raise PsError(_error("Attempted to divide by zero.", "RuntimeException",
                                  exception="System.DivideByZeroException"))
         result = a / b
-        return int(result) if float(result).is_integer() else result
+        return ps_number(int(result)) if float(result).is_integer() else result
 
 
 @dataclass
@@ -706,9 +733,66 @@ def _remove_breakpoint(inv: Invocation, args: Bound, piped: list[Any] | None) ->
     yield  # pragma: no cover - a generator
 
 
+@_cmdlet("Invoke-Expression", "iex")
+def _invoke_expression(inv: Invocation, args: Bound, piped: list[Any] | None) -> Program:
+    """The text runs in THIS engine (parsed by the same subset parser), never in a real PowerShell."""
+    text = args.get("Command", position=0)
+    texts = [to_text(text)] if text is not None else [to_text(p) for p in piped or []]
+    for one in texts:
+        child = Invocation(inv.runspace, dict(inv.scope), True)
+        yield from run_statements(child, _parsed(one).statements)
+
+
+def format_value(value: Any) -> str:
+    """Text of an output object as Out-String renders it (a list view for objects with properties)."""
+    if isinstance(value, PSObject) and value.adapted_properties and value.container is None:
+        width = max(len(k) for k in value.adapted_properties)
+        return "\r\n".join(f"{k.ljust(width)} : {to_text(v)}" for k, v in value.adapted_properties.items())
+    return to_text(value)
+
+
+@_cmdlet("Out-String", "oss")
+def _out_string(inv: Invocation, args: Bound, piped: list[Any] | None) -> Program:
+    """-Stream: one string per line; otherwise one string with every object and a final new line."""
+    values = list(piped or [])
+    if args.get("InputObject") is not None:
+        values.append(args.get("InputObject"))
+    if args.switch("Stream"):
+        for value in values:
+            for line in format_value(value).split("\r\n"):
+                yield Out(line)
+        return
+    yield Out("".join(format_value(v) + "\r\n" for v in values))
+
+
+@_cmdlet("Out-Null")
+def _out_null(inv: Invocation, args: Bound, piped: list[Any] | None) -> Program:
+    return
+    yield  # pragma: no cover - a generator
+
+
+@_cmdlet("New-Item", "ni")
+def _new_item(inv: Invocation, args: Bound, piped: list[Any] | None) -> Program:
+    """New-Item -Path env: -Name N -Value V [-Force] (the environment drive only)."""
+    path = to_text(args.get("Path", position=0, default=""))
+    name = args.get("Name")
+    if path.lower().rstrip("\\/") != "env:" or name is None:
+        raise PsError(_error(f"Cannot create the item at '{path}': only the Env: drive is available.",
+                             "NotSupported,Microsoft.PowerShell.Commands.NewItemCommand",
+                             ErrorCategory.NotImplemented, "System.NotSupportedException", path))
+    if inv.runspace.env_get(to_text(name)) is not None and not args.switch("Force"):
+        raise PsError(_error(f"The environment variable '{to_text(name)}' already exists.",
+                             "ItemExists,Microsoft.PowerShell.Commands.NewItemCommand",
+                             ErrorCategory.ResourceExists, "System.IO.IOException", to_text(name)))
+    value = to_text(args.get("Value", default=""))
+    inv.runspace.env_set(to_text(name), value)
+    yield Out(env_entry(to_text(name), value))
+
+
 # ---------------------------------------------------------------------------------- execution
 _TAKES_INPUT: Final = frozenset({"foreach-object", "foreach", "%", "measure-object", "measure", "write-output",
-                                 "echo", "write", "start-service", "stop-service"})
+                                 "echo", "write", "start-service", "stop-service", "out-string", "oss", "out-null",
+                                 "invoke-expression", "iex"})
 
 
 def _bind(inv: Invocation, call: CommandCall) -> Generator[Step, Any, Bound]:
@@ -724,6 +808,12 @@ def _bind(inv: Invocation, call: CommandCall) -> Generator[Step, Any, Bound]:
 
 
 def _stage(inv: Invocation, stage: Stage, piped: list[Any] | None) -> Program:
+    if isinstance(stage, Block):  # a script command (IsScript) inside a pipeline: $input is the piped input
+        child = Invocation(inv.runspace, dict(inv.scope), True)
+        if piped is not None:
+            child.scope["input"] = ps_list(piped)
+        yield from run_statements(child, stage.statements)
+        return
     if not isinstance(stage, CommandCall):
         if piped is not None:
             raise PsError(_error("Expressions are only allowed as the first element of a pipeline.",
@@ -788,7 +878,8 @@ def run_statements(inv: Invocation, statements: Iterable[Statement], *, breakpoi
     breakpoint (or while stepping) the debugger stops (MS-PSRDP 3.2.5)."""
     debugger = inv.runspace.debugger
     for stmt in statements:
-        if breakpoints and debugger.mode and (stmt.line in debugger.breakpoints or debugger.stepping):
+        if breakpoints and debugger.mode & DEBUG_MODE_REMOTE_SCRIPT and (
+                stmt.line in debugger.breakpoints or debugger.stepping):
             action = yield DebugStop(stmt.line, stmt.text)
             debugger.stepping = action in (RESUME_STEP_INTO, RESUME_STEP_OVER)
             if action == RESUME_STOP:
@@ -824,18 +915,28 @@ def run_statements(inv: Invocation, statements: Iterable[Statement], *, breakpoi
             yield Rec(ErrorRecordMessage(exc.record.to_object()))
 
 
-def commands_program(runspace: Runspace, commands: list[Command], *, has_input: bool) -> Program:
+def _parsed(text: str) -> Script:
+    try:
+        return parse_script(text)
+    except ScriptSyntaxError as exc:
+        raise PsError(_error(f"At line:1 char:1 {exc.reason}", "ParseException", ErrorCategory.ParserError,
+                             "System.Management.Automation.ParseException"), terminating=True) from None
+
+
+def commands_program(runspace: Runspace, commands: list[Command], *, has_input: bool,
+                     statements: list[list[Command]] | None = None) -> Program:
     """The program of a CREATE_PIPELINE (MS-PSRP 2.2.3.11): a script (IsScript) or a pipeline of commands
-    with named/positional arguments (MS-PSRP 2.2.3.13)."""
+    with named/positional arguments (MS-PSRP 2.2.3.13); with ExtraCmds, every statement in turn (the input
+    goes to the first)."""
+    groups = [list(group) for group in statements if group] if statements else [commands]
+    for index, group in enumerate(groups):
+        yield from _statement_program(runspace, group, has_input=has_input and index == 0)
+
+
+def _statement_program(runspace: Runspace, commands: list[Command], *, has_input: bool) -> Program:
     if len(commands) == 1 and commands[0].is_script:
-        script_text = commands[0].cmd
-        args = commands[0].args
-        try:
-            script = parse_script(script_text)
-        except ScriptSyntaxError as exc:
-            raise PsError(_error(f"At line:1 char:1 {exc.reason}", "ParseException", ErrorCategory.ParserError,
-                                 "System.Management.Automation.ParseException"), terminating=True) from None
-        inv = Invocation(runspace, {"args": [a.value for a in args]}, True)
+        script = _parsed(commands[0].cmd)
+        inv = Invocation(runspace, {"args": [a.value for a in commands[0].args]}, True)
         if has_input:
             first = script.statements[0] if script.statements else None
             if (first is not None and isinstance(first.body, Pipeline) and first.body.stages
@@ -849,20 +950,12 @@ def commands_program(runspace: Runspace, commands: list[Command], *, has_input: 
     stages: list[Stage] = []
     for command in commands:
         if command.is_script:
-            try:
-                script = parse_script(command.cmd)
-            except ScriptSyntaxError as exc:
-                raise PsError(_error(exc.reason, "ParseException", ErrorCategory.ParserError,
-                                     "System.Management.Automation.ParseException"), terminating=True) from None
-            stages.append(Block(tuple(script.statements), command.cmd))
+            stages.append(Block(tuple(_parsed(command.cmd).statements), command.cmd))
             continue
         stages.append(CommandCall(command.cmd, tuple(
-            Arg(p.name, Literal(p.value) if not (p.name is not None and p.value is True) else None)
+            # a named parameter without a value is a switch (PowerShell.AddParameter(name))
+            Arg(p.name, None if p.name is not None and (p.value is None or p.value is True) else Literal(p.value))
             for p in command.args)))
-    if stages and isinstance(stages[0], Block) and len(stages) == 1:
-        inv.script_mode = True
-        yield from run_statements(inv, stages[0].statements)
-        return
     yield from run_pipeline(inv, stages, input_from_client=has_input)
 
 
@@ -993,9 +1086,11 @@ _VOID_HOST_METHODS: Final = frozenset({HostMethodId.Write1, HostMethodId.Write2,
 """Host methods without a return value: no PIPELINE_HOST_RESPONSE is awaited (MS-PSRP 3.2.5.4.x)."""
 
 
-def start_pipeline(runspace: Runspace, commands: list[Command], now: float, *, has_input: bool) -> PipelineRun:
-    """A running pipeline for a CREATE_PIPELINE's commands."""
-    return PipelineRun(commands_program(runspace, commands, has_input=has_input), now, has_input=has_input)
+def start_pipeline(runspace: Runspace, commands: list[Command], now: float, *, has_input: bool,
+                   statements: list[list[Command]] | None = None) -> PipelineRun:
+    """A running pipeline for a CREATE_PIPELINE's commands (``statements``: its ExtraCmds, if any)."""
+    return PipelineRun(commands_program(runspace, commands, has_input=has_input, statements=statements), now,
+                       has_input=has_input)
 
 
 def start_script(runspace: Runspace, script: str, now: float) -> PipelineRun:
@@ -1009,5 +1104,5 @@ def is_allowed(name: str) -> bool:
 
 __all__ = ["COMPLETED", "FAILED", "RUNNING", "STOPPED", "DebugStop", "Debugger", "HostCall", "Invocation", "Out",
            "PipelineRun", "PsError", "ReadInput", "Rec", "Runspace", "Script", "SecureText", "Wait", "cim_object",
-           "commands_program", "is_allowed", "not_recognized", "ps_version_table", "run_statements",
+           "commands_program", "format_value", "is_allowed", "not_recognized", "ps_version_table", "run_statements",
            "service_object", "start_pipeline", "start_script", "to_text"]

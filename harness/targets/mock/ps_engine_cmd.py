@@ -26,9 +26,10 @@ from harness.targets.mock.ps_engine import (
     Runspace,
     Wait,
     commands_program,
+    format_value,
     to_text,
 )
-from harness.wire.psrp.clixml import PSObject, encode_string
+from harness.wire.psrp.clixml import encode_string
 from harness.wire.psrp.messages import Command, ErrorRecordMessage, InformationRecord, WarningRecord
 from harness.wire.psrp.records import ErrorRecordInfo
 
@@ -64,14 +65,6 @@ def _script_of(args: list[str]) -> str | None:
             return " ".join(args[i:])
         i += 1
     return None
-
-
-def format_value(value: Any) -> str:
-    """Text of an output object (a list view for objects with properties, ToString otherwise)."""
-    if isinstance(value, PSObject) and value.adapted_properties and value.container is None:
-        width = max(len(k) for k in value.adapted_properties)
-        return "\r\n".join(f"{k.ljust(width)} : {to_text(v)}" for k, v in value.adapted_properties.items())
-    return to_text(value)
 
 
 def clixml_error(message: str) -> str:
@@ -143,5 +136,5 @@ def install_powershell_command() -> None:
     cmd_engine._BUILTINS.setdefault("powershell", powershell_program)
 
 
-__all__ = ["CLIXML_HEADER", "clixml_error", "decode_encoded_command", "format_value", "install_powershell_command",
+__all__ = ["CLIXML_HEADER", "clixml_error", "decode_encoded_command", "install_powershell_command",
            "powershell_program"]

@@ -61,6 +61,14 @@ class ArrayExpr:
 
 
 @dataclass(frozen=True)
+class SubPipeline:
+    """``( pipeline )`` used as a value, with ``.Prop`` accesses after the parenthesis."""
+
+    pipeline: Pipeline
+    props: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Block:
     """``{ ... }``: a script block, parsed, with its source text."""
 
@@ -68,7 +76,7 @@ class Block:
     text: str
 
 
-Expr = Literal | Var | Interpolated | BinOp | ArrayExpr | Block
+Expr = Literal | Var | Interpolated | BinOp | ArrayExpr | Block | SubPipeline
 
 
 @dataclass(frozen=True)
@@ -126,10 +134,15 @@ class Token:
 
 
 _VAR_RE = re.compile(r"\$(?:\{([^}]{1,256})\}|((?:env:)?[A-Za-z_][\w]*|_)((?:\.[A-Za-z_]\w*)*))", re.IGNORECASE)
-_NUM_RE = re.compile(r"-?\d+(?:\.\d+)?(?![\w.:\\-])")
+_NUM_RE = re.compile(r"-?\d{1,30}(?:\.\d{1,30})?(?![\w.:\\-])")
 _PARAM_RE = re.compile(r"-[A-Za-z][\w]*:?")
 _WORD_RE = re.compile(r"[^\s|;{}(),=\"'$]+")
 _OPS: Final = "|;=+*/,()"
+
+
+def _var_name(raw: str) -> str:
+    """Variable names are case-insensitive (kept lower-case); environment names keep their case."""
+    return "env:" + raw[4:] if raw.lower().startswith("env:") else raw.lower()
 
 
 def _interpolate(text: str) -> tuple[str | Var, ...]:
@@ -138,8 +151,7 @@ def _interpolate(text: str) -> tuple[str | Var, ...]:
     for m in _VAR_RE.finditer(text):
         if m.start() > pos:
             parts.append(text[pos:m.start()])
-        name = (m.group(1) or m.group(2)).lower()
-        parts.append(Var(name))
+        parts.append(Var(_var_name(m.group(1) or m.group(2))))
         # in a double-quoted string ".Prop" is literal text (PowerShell needs $( ) for member access)
         if m.group(3):
             parts.append(m.group(3))
@@ -227,7 +239,7 @@ def tokenize(text: str) -> list[Token]:
             m = _VAR_RE.match(text, i)
             if m is None:
                 raise ScriptSyntaxError(f"line {line}: bad variable reference")
-            name = (m.group(1) or m.group(2)).lower()
+            name = _var_name(m.group(1) or m.group(2))
             props = tuple(p for p in (m.group(3) or "").split(".") if p)
             out.append(Token("var", m.group(0), line, Var(name, props)))
             i = m.end()
@@ -380,11 +392,16 @@ class _Parser:
         if tok.kind == "block":
             return parse_block(tok.text, tok.line, self.depth + 1)
         if tok.kind == "op" and tok.text == "(":
-            inner = self.expression()
+            inner = self.pipeline()
             if not self.at_op(")"):
                 raise ScriptSyntaxError(f"line {tok.line}: missing ')'")
             self.next()
-            return inner
+            props: list[str] = []
+            while (nxt := self.peek()) is not None and nxt.kind == "word" and nxt.text.startswith("."):
+                props.extend(p for p in self.next().text.split(".") if p)
+            if not props and len(inner.stages) == 1 and not isinstance(inner.stages[0], CommandCall):
+                return inner.stages[0]
+            return SubPipeline(inner, tuple(props))
         raise ScriptSyntaxError(f"line {tok.line}: unexpected token {tok.text!r}")
 
 
@@ -402,5 +419,5 @@ def parse_script(text: str) -> Script:
 
 
 __all__ = ["Arg", "ArrayExpr", "Assign", "BinOp", "Block", "CommandCall", "Expr", "Interpolated", "Literal",
-           "Pipeline", "Script", "ScriptSyntaxError", "Stage", "Statement", "Throw", "Token", "Var", "parse_block",
+           "Pipeline", "Script", "ScriptSyntaxError", "Stage", "Statement", "SubPipeline", "Throw", "Token", "Var", "parse_block",
            "parse_script", "tokenize"]

@@ -95,6 +95,8 @@ CONNECT_RESPONSE_XML: Final = f"{{{NS_PWSH}}}connectResponseXml"
 PS_SIGNAL_SUFFIXES: Final = ("powershell/signal/crtl_c", "powershell/signal/ctrl_c")
 CONNECTED: Final = "Connected"
 DISCONNECTED: Final = "Disconnected"
+#: Largest PSRP message the server reassembles from a client (MS-PSRP 2.2.4; a bound, not a spec value).
+MAX_CLIENT_MESSAGE: Final = 16 << 20
 #: Queued outgoing fragments per pipeline / pool before the engine pauses (back pressure, BufferMode Block).
 MAX_QUEUED_BYTES: Final = 4 << 20
 
@@ -137,7 +139,7 @@ class PsrpPipeline:
     pipeline: Pipeline | None = None
     run: PipelineRun | None = None
     outbox: _Outbox = field(default_factory=_Outbox)
-    defrag: Defragmenter = field(default_factory=Defragmenter)
+    defrag: Defragmenter = field(default_factory=lambda: Defragmenter(max_message_size=MAX_CLIENT_MESSAGE))
     finished: bool = False
     next_call_id: int = 1
     pending_call: int | None = None
@@ -160,7 +162,7 @@ class PsrpSession:
     idle_timeout: float
     state: str = CONNECTED
     outbox: _Outbox = field(default_factory=_Outbox)
-    defrag: Defragmenter = field(default_factory=Defragmenter)
+    defrag: Defragmenter = field(default_factory=lambda: Defragmenter(max_message_size=MAX_CLIENT_MESSAGE))
     fragmenter: Fragmenter = field(default_factory=Fragmenter)
     pipelines: dict[str, PsrpPipeline] = field(default_factory=dict)
     session_key: bytes | None = None
@@ -329,13 +331,17 @@ class PsrpHost:
             pipe = PsrpPipeline(command_id)
         session.pipelines[command_id] = pipe
         pipe.pipeline = created.pipeline
-        request = parse_debugger_request(created.request) if created.request.power_shell.commands else None
+        try:
+            request = parse_debugger_request(created.request)
+        except PsrpDecodeError as exc:
+            raise make_fault("InvalidParameter", f"MS-PSRDP request: {exc}") from None
         if request is not None:
             pipe.debugger_request = True
             self._debugger(session, pipe, request.command, request.argument)
             return
-        pipe.run = start_pipeline(session.runspace, created.request.power_shell.commands, self.clock(),
-                                  has_input=not created.request.no_input)
+        shell = created.request.power_shell
+        pipe.run = start_pipeline(session.runspace, shell.commands, self.clock(),
+                                  has_input=not created.request.no_input, statements=shell.extra_cmds or None)
         self._pump(session, pipe)
 
     def _debugger(self, session: PsrpSession, pipe: PsrpPipeline, command: DebuggerCommand,
@@ -350,6 +356,7 @@ class PsrpHost:
         elif command is DebuggerCommand.SET_PSDEBUGGERACTION:
             for other in session.pipelines.values():
                 if other.run is not None and other.run.debug_stop is not None:
+                    other.announced_stop = False
                     other.run.resume(int(argument or 0), self.clock())
                     self._pump(session, other)
                     break
@@ -546,7 +553,7 @@ class PsrpHost:
         old_pool = session.pool
         session.pool = fresh
         try:
-            self._feed(session, Defragmenter(), _b64(content.text, "connectXml"))
+            self._feed(session, Defragmenter(max_message_size=MAX_CLIENT_MESSAGE), _b64(content.text, "connectXml"))
         except WSManFault:
             session.pool = old_pool
             raise

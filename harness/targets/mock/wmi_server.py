@@ -85,7 +85,12 @@ from harness.wire.wmio import (
     decode_encoding_unit,
     encode_encoding_unit,
 )
-from harness.wire.wmio.pywbem_bridge import from_pywbem_class, from_pywbem_instance, to_pywbem_instance
+from harness.wire.wmio.pywbem_bridge import (
+    from_pywbem_class,
+    from_pywbem_instance,
+    pywbem_type_of,
+    to_pywbem_instance,
+)
 
 log = logging.getLogger("wmh.wmi")
 
@@ -757,17 +762,12 @@ class Services:
         for prop in out_cls.properties:
             value = rv if prop.name == "ReturnValue" else outs.get(prop.name)
             inst = pywbem.CIMInstance("__PARAMETERS", properties={
-                prop.name: pywbem.CIMProperty(prop.name, value, type=_pytype(prop), is_array=prop.is_array)})
+                prop.name: pywbem.CIMProperty(prop.name, value, type=pywbem_type_of(prop.cim_type),
+                                              is_array=prop.is_array)})
             values[prop.name] = from_pywbem_instance(inst, out_cls).values[prop.name]
         _write_out_ptr(w, self.server.objects.objref(WmiInstance(out_cls, values)))
         w.referent(False)
         w.u32(WBEM_S_NO_ERROR)
-
-
-def _pytype(prop: WmiProperty) -> str:
-    from harness.wire.wmio.pywbem_bridge import pywbem_type_of
-
-    return pywbem_type_of(prop.cim_type)
 
 
 # -------------------------------------------------------------------------------------- server

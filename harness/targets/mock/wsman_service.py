@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pywbem
@@ -20,6 +21,7 @@ from lxml import etree
 
 from harness.cim.errors import CimError, CimStatus
 from harness.cim.store import CimStore
+from harness.targets.mock import authorization as authz
 from harness.targets.mock.config import MockConfig
 from harness.targets.mock.enumerations import EnumerationContext, EnumerationRegistry
 from harness.targets.mock.events import EventSource, EventSourceError, Subscription
@@ -44,7 +46,7 @@ from harness.wire.wsman.cimxml import (
 )
 from harness.wire.wsman.dialect import DIALECTS, WSMAN2005, WSMV, DialectError, detect, from_codec, to_codec
 from harness.wire.wsman.duration import parse_duration
-from harness.wire.wsman.envelope import Envelope, parse_envelope
+from harness.wire.wsman.envelope import Envelope, parse_envelope, parse_xml
 from harness.wire.wsman.errors import WSManDecodeError
 from harness.wire.wsman.faults import FAULTS, FaultDetail, WSManFault, build_fault, make_fault
 from harness.wire.wsman.header import EndpointReference, Header
@@ -53,6 +55,7 @@ from harness.wire.wsman.ns import (
     FILTER_ASSOCIATION,
     FILTER_SELECTOR,
     FILTER_WQL,
+    NS_ADDRESSING,
     NS_SOAP,
     NS_WSMAN,
     NS_WSMID,
@@ -114,7 +117,20 @@ CIM_FAULTS: dict[CimStatus, str] = {
 _WSMAN_HEADER_NAMES = frozenset({"ResourceURI", "SelectorSet", "OptionSet", "MaxEnvelopeSize", "OperationTimeout",
                                  "Locale", "FragmentTransfer", "RequestTotalItemsCountEstimate"})
 
-ENUM_ITEM = tuple[str, pywbem.CIMInstance, bool]  # (namespace, instance, projected)
+#: (namespace, instance, projected): the result set of a filtered enumeration.
+ENUM_ITEM = tuple[str, pywbem.CIMInstance, bool]
+
+
+@dataclass
+class _StoreCursor:
+    """A plain enumeration reads the store page by page through an integer cursor, so an open
+    context costs constant memory however many instances remain (MS-WMOD 3.2; DSP0226 8.4)."""
+
+    namespace: str
+    class_name: str
+    position: int = 0
+    done: bool = False
+    buffer: deque[ENUM_ITEM] = field(default_factory=deque)
 
 
 @dataclass(frozen=True)
@@ -195,7 +211,7 @@ class WSManService:
         try:
             dialect, data = to_codec(data, max_size=self.config.max_request_bytes, accepted=self.dialects)
         except DialectError as exc:  # mixed namespaces, or wsman:Filter in 2005/06 (MS-WSMAN 3.1.4.1.13)
-            return HTTP_FAULT, self._fault(_decode_fault(exc), None)
+            return HTTP_FAULT, self._in_dialect_of(data, self._fault(_decode_fault(exc), _message_id_of(data)))
         except WSManDecodeError:
             dialect = None  # not XML: the codec below answers it
         if dialect == WSMAN2005 and dialect not in self.dialects:
@@ -360,6 +376,31 @@ class WSManService:
                              detail=FaultDetail.MAX_ENVELOPE_SIZE_EXCEEDED)
         return body
 
+    def sids_of(self, principal: Principal) -> frozenset[str]:
+        """The SIDs of ``principal``'s token on the mock machine (harness.targets.mock.authorization)."""
+        return authz.principal_sids(self.config.machine, principal.name, read_only=principal.read_only)
+
+    def _namespace_sd(self, namespace: str) -> authz.SecurityDescriptor:
+        from harness.cim.providers import namespace_sd
+
+        return authz.parse_security_descriptor(namespace_sd(self.store, namespace)[1])
+
+    def _authorize(self, resource: Resource, principal: Principal, desired: int) -> None:
+        """MS-WMOD 2.9.3; MS-WMI 5.2: the namespace DACL must grant ``desired`` and Remote Enable,
+        else w:AccessDenied (DSP0226 14.6.1) carrying WBEM_E_ACCESS_DENIED."""
+        try:
+            authz.require(self._namespace_sd(resource.namespace), self.sids_of(principal), desired,
+                          resource.namespace)
+        except authz.AccessDenied as exc:
+            raise _access_denied(exc) from None
+
+    def _authorize_write(self, resource: Resource, principal: Principal) -> None:
+        """Put, Create and Delete need Full Write or Partial Write on the namespace (MS-WMOD 2.9.3)."""
+        try:
+            authz.require_write(self._namespace_sd(resource.namespace), self.sids_of(principal), resource.namespace)
+        except authz.AccessDenied as exc:
+            raise _access_denied(exc) from None
+
     @staticmethod
     def _require_writer(principal: Principal) -> None:
         """MS-WMOD 2.9.3: a read-only principal may read but not change managed data."""
@@ -367,7 +408,11 @@ class WSManService:
             raise make_fault("AccessDenied", "Access is denied: the user may only read this namespace.")
 
     def _resource(self, env: Envelope) -> Resource:
-        return resolve_resource(env.header.resource_uri, env.header.selectors, self.store)
+        resource = resolve_resource(env.header.resource_uri, env.header.selectors, self.store)
+        failing = {name.lower() for name in self.config.failing_providers}
+        if failing and resource.class_name is not None and resource.class_name.lower() in failing:
+            raise _provider_failure(resource.class_name)
+        return resource
 
     def _render(self, resource: Resource, namespace: str, instance: pywbem.CIMInstance,
                 projected: bool = False) -> etree._Element:
@@ -385,6 +430,7 @@ class WSManService:
     def _get(self, env: Envelope, principal: Principal) -> bytes:
         """Get (MS-WSMV 3.1.4.1; DSP0226 7.3), with fragment-level access (DSP0226 7.7)."""
         resource = self._resource(env)
+        self._authorize(resource, principal, authz.READ_RIGHTS)
         path = instance_path(resource, env.header.selectors, self.store)
         instance = self.store.get_instance(resource.namespace, path)
         element = self._render(resource, resource.namespace, instance)
@@ -408,8 +454,8 @@ class WSManService:
 
     def _put(self, env: Envelope, principal: Principal) -> bytes:
         """Put (MS-WSMV 3.1.4.2; DSP0226 7.4): only the properties sent change (MS-WMOD 2.5.2.3)."""
-        self._require_writer(principal)
         resource = self._resource(env)
+        self._authorize_write(resource, principal)
         path = instance_path(resource, env.header.selectors, self.store)
         request = msg.parse_put_request(env)
         if request.item is None:
@@ -439,8 +485,8 @@ class WSManService:
 
     def _create(self, env: Envelope, principal: Principal) -> bytes:
         """Create (MS-WSMV 3.1.4.5; DSP0226 7.5): answers wxf:ResourceCreated with the new EPR."""
-        self._require_writer(principal)
         resource = self._resource(env)
+        self._authorize_write(resource, principal)
         if resource.class_name is None:
             raise make_fault("DestinationUnreachable", "Create needs a resource URI naming a class.")
         request = msg.parse_create_request(env)
@@ -460,8 +506,8 @@ class WSManService:
 
     def _delete(self, env: Envelope, principal: Principal) -> bytes:
         """Delete (MS-WSMV 3.1.4.6; DSP0226 7.6); a missing object is a fault (MS-WMOD 2.5.2.7)."""
-        self._require_writer(principal)
         resource = self._resource(env)
+        self._authorize_write(resource, principal)
         path = instance_path(resource, env.header.selectors, self.store)
         self.store.delete_instance(resource.namespace, path)
         return msg.build_delete_response(env.header.message_id)
@@ -470,19 +516,23 @@ class WSManService:
     def _enumerate(self, env: Envelope, principal: Principal) -> bytes:
         """Enumerate (MS-WSMV 3.1.4.8; DSP0226 8.2), optimized (8.2.3), filtered (8.3, DSP0227 8.2)."""
         resource = self._resource(env)
+        self._authorize(resource, principal, authz.READ_RIGHTS)
         request = msg.parse_enumerate_request(env)
         if request.enumeration_mode not in (None, "EnumerateEPR", "EnumerateObjectAndEPR"):
             raise make_fault("UnsupportedFeature", f"Unknown EnumerationMode {request.enumeration_mode}.",
                              detail=FaultDetail.ENUMERATION_MODE)
-        items = self._select(resource, request)
+        selected = self._select(resource, request)
+        items = [] if isinstance(selected, _StoreCursor) else selected
         ctx = self.enumerations.open(resource.uri, items, request.enumeration_mode, resource.namespace)
         ctx.extra["resource"] = resource
+        if isinstance(selected, _StoreCursor):
+            ctx.extra["cursor"] = selected
         if not request.optimize:
             return msg.build_enumerate_response(env.header.message_id, context=ctx.context_id)
         page = self._page(env, ctx, request.max_elements or 1)
         return self._checked(env, msg.build_enumerate_response(env.header.message_id, page))
 
-    def _select(self, resource: Resource, request: msg.EnumerateRequest) -> list[ENUM_ITEM]:
+    def _select(self, resource: Resource, request: msg.EnumerateRequest) -> list[ENUM_ITEM] | _StoreCursor:
         ns = resource.namespace
         dialect = request.filter_dialect
         if request.association_filter is not None or dialect == FILTER_ASSOCIATION:
@@ -491,7 +541,7 @@ class WSManService:
             if resource.class_name is None:
                 raise make_fault("UnsupportedFeature", "A wildcard resource URI needs a filter.",
                                  detail=FaultDetail.FILTERING_REQUIRED)
-            return [(ns, i, False) for i in self.store.enumerate_instances(ns, resource.class_name, deep=True)]
+            return _StoreCursor(ns, resource.class_name)
         if dialect == FILTER_SELECTOR or (dialect is None and request.selector_filter is not None):
             if resource.class_name is None:
                 raise make_fault("CannotProcessFilter", "A selector filter needs a resource URI naming a class.")
@@ -545,9 +595,11 @@ class WSManService:
         budget = self._limit(env) - ENVELOPE_OVERHEAD
         page = msg.EnumerationItems()
         used = 0
-        while ctx.position < len(ctx.items) and len(page.items) + len(page.epr_items) < max_elements * (
-                2 if ctx.mode == "EnumerateObjectAndEPR" else 1):
-            ns, instance, projected = ctx.items[ctx.position]
+        while len(page.items) + len(page.epr_items) < max_elements * (2 if ctx.mode == "EnumerateObjectAndEPR" else 1):
+            entry = self._peek(ctx, max_elements)
+            if entry is None:
+                break
+            ns, instance, projected = entry
             obj = None if ctx.mode == "EnumerateEPR" else self._render(resource, ns, instance, projected)
             epr = None if ctx.mode is None else self._epr(resource, ns, instance)
             size = (len(etree.tostring(obj)) if obj is not None else 0) + (600 if epr is not None else 0)
@@ -561,15 +613,34 @@ class WSManService:
                 page.items.append(obj)
             if epr is not None:
                 page.epr_items.append(epr)
-            ctx.position += 1
+            self._advance(ctx)
             if ctx.mode == "EnumerateObjectAndEPR" and len(page.items) >= max_elements:
                 break
-        if ctx.exhausted:
+        if self._peek(ctx, 1) is None:
             page.end_of_sequence = True
             self.enumerations.release(ctx.context_id)
         else:
             page.context = ctx.context_id
         return page
+
+    def _peek(self, ctx: EnumerationContext[ENUM_ITEM], want: int) -> ENUM_ITEM | None:
+        """The next item of the enumeration without consuming it (None at the end)."""
+        cursor = ctx.extra.get("cursor")
+        if isinstance(cursor, _StoreCursor):
+            while not cursor.buffer and not cursor.done:
+                found, cursor.position, cursor.done = self.store.scan_instances(
+                    cursor.namespace, cursor.class_name, cursor.position, max(want, 16))
+                cursor.buffer.extend((cursor.namespace, i, False) for i in found)
+            return cursor.buffer[0] if cursor.buffer else None
+        return ctx.items[ctx.position] if ctx.position < len(ctx.items) else None
+
+    @staticmethod
+    def _advance(ctx: EnumerationContext[ENUM_ITEM]) -> None:
+        cursor = ctx.extra.get("cursor")
+        if isinstance(cursor, _StoreCursor):
+            cursor.buffer.popleft()
+        else:
+            ctx.position += 1
 
     def _pull(self, env: Envelope, principal: Principal) -> bytes:
         """Pull (MS-WSMV 3.1.4.9; DSP0226 8.4): the next items; EndOfSequence at the end."""
@@ -604,6 +675,7 @@ class WSManService:
         e:InvalidExpirationTime, w:InvalidBookmark (DSP0226 10.2.6).
         """
         resource = self._resource(env)
+        self._authorize(resource, principal, authz.READ_RIGHTS)
         request = ev.parse_subscribe_request(env)
         notify = request.delivery.notify_to
         if request.delivery.mode != ev.DELIVERY_PULL and (
@@ -720,7 +792,6 @@ class WSManService:
     # ------------------------------------------------------------------------------ invoke
     def _invoke(self, env: Envelope, principal: Principal) -> bytes:
         """Custom actions: CIM methods (MS-WSMV 3.1.4.15; DSP0227 9; MS-WMOD 2.5.2.2)."""
-        self._require_writer(principal)
         resource = self._resource(env)
         if resource.class_name is None:
             raise make_fault("DestinationUnreachable", "Invoke needs a resource URI naming a class.")
@@ -729,9 +800,18 @@ class WSManService:
         method = next((m for m in cls.methods.values() if m.name.lower() == request.method.lower()), None)
         if method is None:
             raise make_fault("ActionNotSupported", f"{cls.classname} has no method {request.method}.")
+        if cls.classname.lower() == "__systemsecurity":
+            # __SystemSecurity.GetSD needs READ_CONTROL, SetSD WRITE_DAC; any enabled caller may ask
+            # GetCallerAccessRights (MS-WMI 3.1.4.3; WMI "__SystemSecurity class" reference).
+            self._authorize(resource, principal, _SYSTEM_SECURITY_RIGHTS.get(method.name.lower(), authz.METHOD_RIGHTS))
+        else:
+            self._authorize(resource, principal, authz.METHOD_RIGHTS)
+            # "Providers can perform additional access checks" (WBEM_METHOD_EXECUTE): the Win32
+            # providers act for the caller and only administrators may change services and processes.
+            self._require_writer(principal)
         target: pywbem.CIMInstanceName | str
         selectors = {k: v for k, v in env.header.selectors.items() if k != "__cimnamespace"}
-        if selectors:
+        if selectors or _singleton_method(cls, method):
             target = instance_path(resource, env.header.selectors, self.store)
             self.store.get_instance(resource.namespace, target)
         else:
@@ -764,6 +844,17 @@ def _upper_snake(name: str) -> str:
     return "".join(out)
 
 
+def _message_id_of(data: bytes) -> str | None:
+    """The wsa:MessageID of a request the codec cannot take (for the fault's RelatesTo), if any."""
+    try:
+        root = parse_xml(data)
+    except WSManDecodeError:
+        return None
+    for el in root.iter(qn(NS_ADDRESSING, "MessageID")):
+        return (el.text or "").strip() or None
+    return None
+
+
 def _decode_fault(exc: WSManDecodeError) -> WSManFault:
     name = exc.fault if exc.fault in FAULTS else "SchemaValidationError"
     return make_fault(name, f"{FAULTS[name].reason} {exc.reason}".strip())
@@ -774,6 +865,35 @@ def _eventing_fault(exc: EventSourceError) -> WSManFault:
     it names; an unusable event filter is w:CannotProcessFilter (DSP0226 10.2.2)."""
     name = "CannotProcessFilterWsman" if exc.fault == "CannotProcessFilter" else exc.fault
     return make_fault(name, exc.reason, detail=exc.detail)
+
+
+#: WBEM_E_PROVIDER_FAILURE (MS-WMI 2.2.11): "a provider failure occurred".
+WBEM_E_PROVIDER_FAILURE = 0x80041004
+
+
+def _provider_failure(class_name: str) -> WSManFault:
+    """MS-WMOD 2.10.3 internal failure: the provider of ``class_name`` failed (fault injection,
+    MockConfig.failing_providers). The WMI plug-in answers a WMI error it has no specific fault
+    for with w:InternalError (DSP0226 14.6.5, s:Receiver) whose f:WSManFault Code is the WBEM
+    status (observed Windows behaviour), here WBEM_E_PROVIDER_FAILURE."""
+    return make_fault("InternalError",
+                      f"The WMI service returned error 0x{WBEM_E_PROVIDER_FAILURE:08X}: the provider of "
+                      f"{class_name} failed.", wsman_code=WBEM_E_PROVIDER_FAILURE)
+
+
+#: Rights the methods of __SystemSecurity need beyond Remote Enable.
+_SYSTEM_SECURITY_RIGHTS: dict[str, int] = {
+    "getsd": authz.GET_SD_RIGHTS,
+    "setsd": authz.SET_SD_RIGHTS,
+    "getcalleraccessrights": authz.READ_RIGHTS,
+}
+
+
+def _access_denied(exc: authz.AccessDenied) -> WSManFault:
+    """w:AccessDenied (DSP0226 14.6.1) with the WMI status WBEM_E_ACCESS_DENIED (MS-WMI 2.2.11) in its
+    text, as the WMI plug-in reports a failed namespace access check (observed Windows behaviour)."""
+    code = WBEM_STATUS[CimStatus.ACCESS_DENIED]
+    return make_fault("AccessDenied", f"{exc.reason} The WMI service returned error 0x{code:08X}.")
 
 
 def _cim_fault(exc: CimError) -> WSManFault:
@@ -793,6 +913,16 @@ def _typed(raw: dict[str, Any], cls: pywbem.CIMClass) -> dict[str, Any]:
         return typed_properties(raw, cls)
     except CimValueError as exc:
         raise make_fault("InvalidRepresentation", exc.reason) from None
+
+
+def _singleton_method(cls: pywbem.CIMClass, method: pywbem.CIMMethod) -> bool:
+    """A non-static method of a keyless (singleton) class: without selectors the resource URI names
+    the one instance (``__SystemSecurity=@``), as for Get (observed Windows behaviour: ``winrm invoke
+    GetSD wmi/root/cimv2/__SystemSecurity``)."""
+    static = method.qualifiers.get("Static")
+    if static is not None and static.value:
+        return False
+    return not any(p.qualifiers.get("Key") is not None and p.qualifiers["Key"].value for p in cls.properties.values())
 
 
 def _typed_params(raw: dict[str, Any], method: pywbem.CIMMethod) -> dict[str, Any]:

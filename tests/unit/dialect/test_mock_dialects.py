@@ -68,7 +68,10 @@ def test_a_filter_in_2005_is_refused_as_windows_server_2003_does(service: WSManS
     filtered = data.replace(b"<n:Enumerate/>", b'<n:Enumerate><w:Filter Dialect="urn:x">x</w:Filter></n:Enumerate>')
     assert filtered != data
     status, body = service.handle(filtered, ADMIN)
-    assert status == 500 and parse_fault(parse_envelope(body)).subcode == "n:FilteringNotSupported"
+    assert status == 500 and d.detect(body) == d.WSMAN2005, "answered in the dialect of the request"
+    answer = parse_envelope(d.convert(body, d.WSMAN2005, d.WSMV))
+    assert parse_fault(answer).subcode == "n:FilteringNotSupported"
+    assert answer.header.relates_to == parse_envelope(d.convert(data, d.WSMAN2005, d.WSMV)).header.message_id
 
 
 def test_a_wsmv_only_listener_does_not_understand_2005_headers() -> None:

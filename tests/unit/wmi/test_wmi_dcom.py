@@ -227,3 +227,16 @@ async def test_large_request_and_response_are_fragmented(server: WmiServer, stor
             "Name": "WMH_BIG", "UserName": "<SYSTEM>", "VariableValue": value}))
         back = await wmi.get_object('Win32_Environment.Name="WMH_BIG",UserName="<SYSTEM>"')
     assert isinstance(back, pywbem.CIMInstance) and back["VariableValue"] == value
+
+
+async def test_exec_method_with_in_and_out_parameters(server: WmiServer, store: CimStore) -> None:
+    """ExecMethod (MS-WMI 3.1.4.3.22): __PARAMETERS in; ReturnValue and out parameters back."""
+    async with await _client(server) as wmi:
+        out = await wmi.exec_method("Win32_Process", "Create", {"CommandLine": "notepad.exe"})
+        changed = await wmi.exec_method('Win32_Service.Name="Spooler"', "ChangeStartMode", {"StartMode": "Manual"})
+    assert out["ReturnValue"] == 0 and isinstance(out["ProcessId"], int)
+    procs = store.exec_query("root/cimv2", f"SELECT * FROM Win32_Process WHERE ProcessId = {out['ProcessId']}")
+    assert len(procs) == 1
+    assert changed["ReturnValue"] == 0
+    spooler = store.get_instance("root/cimv2", store.resolve_path("root/cimv2", 'Win32_Service.Name="Spooler"'))
+    assert spooler["StartMode"] == "Manual"
