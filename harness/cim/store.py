@@ -258,6 +258,12 @@ class CimStore:
         with self._lock:
             return self._class(self._ns(namespace), classname).copy()
 
+    def class_view(self, namespace: str, classname: str) -> pywbem.CIMClass:
+        """Like :meth:`get_class` without the copy, for hot read-only paths (rendering, key lookup).
+        The caller must not modify the returned class; classes are replaced, never edited in place."""
+        with self._lock:
+            return self._class(self._ns(namespace), classname)
+
     def _subclasses(self, ns: _Namespace, classname: str) -> list[str]:
         root = classname.lower()
         out: list[str] = []

@@ -22,8 +22,8 @@ from harness.wire.wsman.faults import WSManFault
 from harness.wire.wsman.ns import Action
 
 SERVICE = wmi_uri("Win32_Service")
-#: A command that writes output for about two seconds (one line a second), then ends.
-SLOW_COMMAND = ("ping", ["-n", "3", "127.0.0.1"])
+#: A command that writes output for about a second (one line a second), then ends.
+SLOW_COMMAND = ("ping", ["-n", "2", "127.0.0.1"])
 
 
 def _pull(wsman: WSManClient, context: str, max_elements: int) -> bytes:
@@ -70,7 +70,7 @@ async def test_enumeration_survives_a_request_cut_in_half(wsman: WSManClient, dr
     nxt = await wsman.pull(SERVICE, page.context, max_elements=3)
     assert len(nxt.items) == 3
     if nxt.context is not None and not nxt.end_of_sequence:
-        await wsman.release(nxt.context)
+        await wsman.release(SERVICE, nxt.context)
 
 
 @pytest.mark.spec("MS-WMOD 2.10.1", "MS-WSMV 3.1.4.14")
@@ -88,7 +88,7 @@ async def test_shell_survives_a_dropped_receive_and_output_is_received_on_a_new_
             result = await again.collect(cid)
             await again.signal(cid)
         assert result.done and result.exit_code == 0
-        assert result.stdout.count(b"Reply from 127.0.0.1") == 3, result.stdout
+        assert result.stdout.count(b"Reply from 127.0.0.1") == 2, result.stdout
     finally:
         await shell.delete()
 
@@ -109,7 +109,7 @@ async def test_output_is_recovered_by_disconnect_and_reconnect_after_a_breakdown
             await again.reconnect()
             result = await again.collect(cid)
             await again.signal(cid)
-        assert result.done and result.stdout.count(b"Reply from 127.0.0.1") == 3, result.stdout
+        assert result.done and result.stdout.count(b"Reply from 127.0.0.1") == 2, result.stdout
     finally:
         await shell.delete()
 
@@ -128,7 +128,7 @@ async def test_the_server_holds_nothing_for_vanished_clients(wsman: WSManClient,
         # although its answer goes nowhere
         await drop_connection(_pull(wsman, page.context, 10_000), sent=fraction)
         if fraction < 1.0:
-            await wsman.release(page.context)
+            await wsman.release(SERVICE, page.context)
     shell = WinRSShell(wsman)
     await shell.create()
     cid = await shell.start(*SLOW_COMMAND)
@@ -136,5 +136,5 @@ async def test_the_server_holds_nothing_for_vanished_clients(wsman: WSManClient,
     await shell.signal(cid)
     await shell.delete()
     after = await mock_probe.settles_to(baseline)
-    assert after == {**after, **{k: v for k, v in after.items() if v <= baseline[k]}}, (baseline, after)
+    print("mock insides before / after:", baseline, after)
     assert all(after[k] <= baseline[k] for k in baseline), (baseline, after)

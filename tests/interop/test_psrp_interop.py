@@ -12,6 +12,7 @@ import winrm
 from _wire import MockServer, assert_valid, capture_pypsrp, pypsrp_messages
 from pypsrp.client import Client
 from pypsrp.complex_objects import PSInvocationState, RunspacePoolState
+from pypsrp.host import PSHost, PSHostUserInterface
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
@@ -95,16 +96,39 @@ def test_pypsrp_stop_and_environment(wsman: WSMan) -> None:
         assert ps.invoke() == ["kept"], "the runspace keeps its environment between pipelines"
 
 
+class _AnsweringUI(PSHostUserInterface):
+    """pypsrp's host UI answering ReadLine (MS-PSRP 2.2.3.17 method 11)."""
+
+    def ReadLine(self, runspace: RunspacePool, pipeline: PowerShell | None) -> str:
+        return "answer-from-pypsrp"
+
+
+def test_pypsrp_host_answers_read_host_after_a_key_exchange(wsman: WSMan) -> None:
+    host = PSHost(None, None, False, "wmh-interop", None, _AnsweringUI(), "1.0")
+    with RunspacePool(wsman, host=host) as pool:
+        pool.exchange_keys()  # PUBLIC_KEY -> ENCRYPTED_SESSION_KEY (MS-PSRP 3.1.4.5)
+        ps = PowerShell(pool)
+        ps.add_script("'got ' + (Read-Host)")
+        assert ps.invoke() == ["got answer-from-pypsrp"]
+        assert ps.state == PSInvocationState.COMPLETED
+
+
 def test_pypsrp_client_execute_ps(mock_server: MockServer) -> None:
+    """execute_ps sends ``New-Item env: ... | Out-Null`` statements (ExtraCmds), then
+    ``Invoke-Expression -Command <script> | Out-String -Stream``; the mock runs the text in its own engine."""
     client = Client(mock_server.host, port=mock_server.port, username=mock_server.username,
                     password=mock_server.password, ssl=False, path="wsman", auth="basic", encryption="never",
                     no_proxy=True, connection_timeout=5, read_timeout=10, operation_timeout=5)
     try:
-        output, streams, had_errors = client.execute_ps("$PSVersionTable.PSVersion; Write-Error 'x'")
+        output, streams, had_errors = client.execute_ps("$PSVersionTable.PSVersion; $env:WMH_EXEC; Write-Error 'x'",
+                                                        environment={"WMH_EXEC": "from-execute-ps"})
+        failed, _, failed_errors = client.execute_ps("throw 'execute_ps failure'")
     finally:
         client.close()
-    assert output.splitlines()[0] == "5.1.20348.1", "$PSVersionTable of Windows PowerShell 5.1"
-    assert had_errors and [str(e) for e in streams.error] == ["x"]
+    assert output.splitlines() == ["5.1.20348.1", "from-execute-ps"]
+    assert [str(e) for e in streams.error] == ["x"]
+    assert not had_errors, "pypsrp's had_errors is the Failed pipeline state; Write-Error does not fail it"
+    assert failed == "" and failed_errors
 
 
 def test_pywinrm_run_ps_uses_the_safe_engine(mock_server: MockServer) -> None:

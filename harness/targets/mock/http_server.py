@@ -85,6 +85,17 @@ def _unauthorized(challenges: list[str], reason: str = "") -> web.Response:
     return web.Response(status=401, headers=headers, text=reason or None)
 
 
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    """The request body, at most ``limit`` bytes, however many TCP segments it arrives in."""
+    data = bytearray()
+    while len(data) < limit:
+        chunk = await request.content.read(limit - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
+
+
 async def handle_wsman(request: web.Request) -> web.Response:
     service = request.app[_SERVICE_KEY]
     config = request.app[_CONFIG_KEY]
@@ -98,7 +109,7 @@ async def handle_wsman(request: web.Request) -> web.Response:
                             headers={"Content-Type": SOAP_CONTENT_TYPE})
     # Read the body before authenticating: a Negotiate 401 must leave the keep-alive connection usable.
     try:
-        data = await asyncio.wait_for(request.content.read(config.max_request_bytes + 1), timeout=config.body_timeout)
+        data = await asyncio.wait_for(_read_body(request, config.max_request_bytes + 1), timeout=config.body_timeout)
     except TimeoutError:
         # A body slower than the EntityBody deadline (MockConfig.body_timeout): 408 and the
         # connection is closed, so a trickling client cannot hold it (RFC 9110 15.5.9).

@@ -419,5 +419,5 @@ def parse_script(text: str) -> Script:
 
 
 __all__ = ["Arg", "ArrayExpr", "Assign", "BinOp", "Block", "CommandCall", "Expr", "Interpolated", "Literal",
-           "Pipeline", "Script", "ScriptSyntaxError", "Stage", "Statement", "SubPipeline", "Throw", "Token", "Var", "parse_block",
-           "parse_script", "tokenize"]
+           "Pipeline", "Script", "ScriptSyntaxError", "Stage", "Statement", "SubPipeline", "Throw", "Token", "Var",
+           "parse_block", "parse_script", "tokenize"]

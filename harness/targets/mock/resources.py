@@ -86,7 +86,7 @@ def resolve_resource(uri: str | None, selectors: dict[str, str | EndpointReferen
     namespace = store.normalize_namespace(namespace)
     if class_name == "*":
         return Resource(uri, namespace, None, dmtf)
-    cls = store.get_class(namespace, class_name)  # raises INVALID_CLASS
+    cls = store.class_view(namespace, class_name)  # raises INVALID_CLASS
     return Resource(uri, namespace, cls.classname, dmtf)
 
 
@@ -99,7 +99,7 @@ def instance_path(resource: Resource, selectors: dict[str, str | EndpointReferen
     """
     if resource.class_name is None:
         raise SelectorError("InsufficientSelectors", "a wildcard resource URI names no instance")
-    cls = store.get_class(resource.namespace, resource.class_name)
+    cls = store.class_view(resource.namespace, resource.class_name)
     given = {k: v for k, v in selectors.items() if k != CIM_NAMESPACE_SELECTOR}
     keys = {name.lower(): prop for name, prop in cls.properties.items() if prop.qualifiers.get("key")
             and prop.qualifiers["key"].value}

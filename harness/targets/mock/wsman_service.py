@@ -416,7 +416,7 @@ class WSManService:
 
     def _render(self, resource: Resource, namespace: str, instance: pywbem.CIMInstance,
                 projected: bool = False) -> etree._Element:
-        cls = None if projected else self.store.get_class(namespace, instance.classname)
+        cls = None if projected else self.store.class_view(namespace, instance.classname)
         return instance_to_element(instance, resource.uri_for(instance.classname), cls)
 
     def _epr(self, resource: Resource, namespace: str, instance: pywbem.CIMInstance) -> EndpointReference:

@@ -198,3 +198,18 @@ def test_numbers_widen_like_powershell_and_stay_serializable(runspace: Runspace)
     assert [serialize(v)[:4] for v in values] == ["<I64", "<Db>", "<Db>", "<I32"]
     long_word = start_script(runspace, "1" + "0" * 5000, 0)
     assert long_word.state == COMPLETED and records(long_word, ErrorRecordMessage), "not a number: a command name"
+
+
+def test_statements_invoke_expression_and_out_string(runspace: Runspace) -> None:
+    """pypsrp's Client.execute_ps shape: New-Item env: | Out-Null; Invoke-Expression <text> | Out-String -Stream."""
+    set_env = [Command("New-Item", args=[CommandParameter("Path", "env:"), CommandParameter("Name", "WMH_S"),
+                                         CommandParameter("Value", "v1"), CommandParameter("Force", True)]),
+               Command("Out-Null")]
+    run_text = [Command("Invoke-Expression", args=[CommandParameter("Command", "$env:WMH_S; Get-Service BITS")]),
+                Command("Out-String", args=[CommandParameter("Stream", None)])]
+    run = start_pipeline(runspace, [], 0, has_input=False, statements=[set_env, run_text])
+    assert run.state == COMPLETED, run.error
+    lines = outputs(run)
+    assert lines[0] == "v1" and any(line.startswith("Name") and line.endswith(": BITS") for line in lines)
+    whole = start_script(runspace, "Write-Output a b | Out-String", 0)
+    assert outputs(whole) == ["a\r\n"]
