@@ -58,6 +58,8 @@ def register_decryptor_factory(factory: Callable[[str], Decryptor | None]) -> No
 def decryptor_for(password: str | None) -> Decryptor | None:
     if not password:
         return None
+    # The built-in NTLM decryptor (MS-WSMV 2.2.9.1.1, MS-NLMP 3.4) registers itself on import.
+    from harness.capture import decrypt  # noqa: F401
     for factory in _decryptor_factories:
         dec = factory(password)
         if dec is not None:

@@ -4,7 +4,7 @@
 client-role state machine of :mod:`harness.wire.psrp.state` and records every RunspacePool state it
 passes (MS-PSRP 2.2.3.4); :class:`PsrpPowerShell` is one pipeline (CREATE_PIPELINE in ``rsp:Arguments``,
 input on ``stdin``, host responses on ``pr``, Receive until PIPELINE_STATE, ``powershell/signal/crtl_c``
-to stop; MS-PSRP 3.1.5.3.3 - 3.1.5.3.6). Messages are fragmented (MS-PSRP 2.2.4) to fit MaxEnvelopeSize.
+to stop; MS-PSRP 3.1.5.3.3 - 3.1.5.3.9). Messages are fragmented (MS-PSRP 2.2.4) to fit MaxEnvelopeSize.
 Everything goes through ``WSManClient.exchange`` (XSD-validated when the client has a validator).
 """
 
@@ -67,7 +67,7 @@ from harness.wire.wsman.header import Header, Option
 from harness.wire.wsman.ns import RESOURCE_POWERSHELL, Action, ShellAction
 
 NS_PWSH: Final = "http://schemas.microsoft.com/powershell"
-#: MS-PSRP 3.1.5.3.6 signal code (the spec's spelling).
+#: MS-PSRP 3.1.5.3.9 signal code (the spec's spelling).
 SIGNAL_PS_CTRL_C: Final = "powershell/signal/crtl_c"
 PROTOCOL_VERSION: Final = "2.3"
 
@@ -193,7 +193,7 @@ class PsrpPowerShell:
         return await self.wait()
 
     async def stop(self) -> None:
-        """Signal ``powershell/signal/crtl_c`` (MS-PSRP 3.1.5.3.6); PIPELINE_STATE Stopped follows."""
+        """Signal ``powershell/signal/crtl_c`` (MS-PSRP 3.1.5.3.9); PIPELINE_STATE Stopped follows."""
         assert self.pipeline is not None
         self._apply(self.pipeline.stop())
         header = self.pool.header(ShellAction.SIGNAL)
@@ -240,19 +240,27 @@ class PsrpPowerShell:
             await self._answer(payload)
 
     async def _answer(self, call: PipelineHostCall) -> None:
-        """PIPELINE_HOST_RESPONSE on the ``pr`` stream (MS-PSRP 3.1.5.3.4), void methods get none."""
+        """PIPELINE_HOST_RESPONSE on the ``pr`` stream (MS-PSRP 3.1.5.3.5), void methods get none."""
         if call.method_id in VOID_HOST_METHODS or self.pipeline is None:
             return
         handler = self.pool.host_handler
         result: Any = None
         if handler is not None:
-            result = handler(call.method_id, list(call.parameters))
-            if inspect.isawaitable(result):
-                result = await result
+            try:
+                result = handler(call.method_id, list(call.parameters))
+                if inspect.isawaitable(result):
+                    result = await result
+            except Exception as exc:  # the host failed: answered with "me" (MS-PSRP 2.2.2.28)
+                record = ErrorRecordInfo(str(exc) or type(exc).__name__, "HostCallFailed",
+                                         exception_type="System.Management.Automation.Host.HostException")
+                self.pipeline.host_response(PipelineHostResponse(call.call_id, call.method_id, None,
+                                                                 record.to_object()))
+                await self.pool.flush(command_id=self.command_id, stream="pr")
+                return
         if call.method_id is HostMethodId.ReadLineAsSecureString and isinstance(result, str):
-            if self.pool.session_key is None:
-                raise PsrpError("a SecureString answer needs the session key exchange first")
-            result = keyexchange.encrypt_secure_string(result, self.pool.session_key)
+            # MS-PSRP 3.1.4.5: the client starts the key exchange when it needs the session key.
+            key = self.pool.session_key or await self.pool.exchange_keys()
+            result = keyexchange.encrypt_secure_string(result, key)
         self.pipeline.host_response(PipelineHostResponse(call.call_id, call.method_id, result))
         await self.pool.flush(command_id=self.command_id, stream="pr")
 
@@ -353,7 +361,7 @@ class PsrpRunspacePool:
             WSManClient._decode(sh.parse_send_response, env)
 
     async def flush(self, *, command_id: str | None = None, stream: str = "stdin") -> None:
-        """Send every queued message (MS-PSRP 3.1.5.3.4)."""
+        """Send every queued message (MS-PSRP 3.1.5.3.5)."""
         packed = [pack_message(m) for m in self.pool.take_outgoing()]
         if packed:
             await self.send_fragments(self.fragmenter.fragment_many(packed), command_id=command_id, stream=stream)
@@ -425,7 +433,7 @@ class PsrpRunspacePool:
         return out
 
     async def attach(self, shell_id: str) -> None:
-        """Connect as a new client to a disconnected RunspacePool (MS-PSRP 3.1.5.3.9): SESSION_CAPABILITY +
+        """Connect as a new client to a disconnected RunspacePool (MS-PSRP 3.1.5.3.14): SESSION_CAPABILITY +
         CONNECT_RUNSPACEPOOL in connectXml; RUNSPACEPOOL_INIT_DATA arrives in connectResponseXml."""
         self.shell_id = shell_id.upper()
         self.pool.rpid = uuid.UUID(shell_id)
@@ -436,7 +444,7 @@ class PsrpRunspacePool:
         content = WSManClient._decode(sh.parse_connect_response, env)
         answer = next((c for c in content if c.tag == f"{{{NS_PWSH}}}connectResponseXml"), None)
         if answer is None:
-            raise PsrpError("ConnectResponse without connectResponseXml (MS-PSRP 3.1.5.3.9)")
+            raise PsrpError("ConnectResponse without connectResponseXml (MS-PSRP 3.1.5.3.14)")
         try:
             raw = base64.b64decode((answer.text or "").strip(), validate=True)
         except ValueError:
@@ -456,18 +464,18 @@ class PsrpRunspacePool:
         return ps
 
     async def disconnect(self, *, idle_timeout: float | None = None) -> None:
-        """WinRS Disconnect (MS-PSRP 3.1.5.3.7): pool and running pipelines become Disconnected."""
+        """WinRS Disconnect (MS-PSRP 3.1.5.3.16): pool and running pipelines become Disconnected."""
         env = await self.client.exchange(sh.build_disconnect_request(
             self.header(ShellAction.DISCONNECT), sh.DisconnectRequest(idle_timeout)))
         WSManClient._decode(sh.parse_disconnect_response, env)
         self._apply(self.pool.disconnect())
 
     async def reconnect(self) -> None:
-        """WinRS Reconnect (MS-PSRP 3.1.5.3.8): the same client resumes; pipelines are Running again."""
+        """WinRS Reconnect (MS-PSRP 3.1.5.3.18): the same client resumes; pipelines are Running again."""
         env = await self.client.exchange(sh.build_reconnect_request(self.header(ShellAction.RECONNECT)))
         WSManClient._decode(sh.parse_reconnect_response, env)
         events: list[Event] = []
-        # No PSRP message is exchanged: Disconnected -> Connecting -> Opened (MS-PSRP 3.1.5.3.8).
+        # No PSRP message is exchanged: Disconnected -> Connecting -> Opened (MS-PSRP 3.1.5.3.18).
         self.pool._set_state(RunspacePoolState.Connecting, events)
         self.pool._set_state(RunspacePoolState.Opened, events)
         for pipeline in self.pool.pipelines.values():
@@ -476,7 +484,7 @@ class PsrpRunspacePool:
         self._apply(events)
 
     async def close(self) -> None:
-        """Delete the shell (MS-PSRP 3.1.5.3.2): the pool is Closed."""
+        """Delete the shell (MS-PSRP 3.1.5.3.11): the pool is Closed."""
         if self.pool.state in (RunspacePoolState.Opened, RunspacePoolState.Disconnected):
             self._apply(self.pool.close())
         if self.shell_id is not None:
@@ -510,7 +518,7 @@ def build_create_pool_request(header: Header, rpid: uuid.UUID, data: bytes) -> b
 
 
 def build_connect_pool_request(header: Header, data: bytes) -> bytes:
-    """rsp:Connect with ``connectXml`` (MS-PSRP 3.1.5.3.9)."""
+    """rsp:Connect with ``connectXml`` (MS-PSRP 3.1.5.3.14)."""
     content = etree.Element(f"{{{NS_PWSH}}}connectXml", nsmap={"pwsh": NS_PWSH})
     content.text = base64.b64encode(data).decode("ascii")
     header.options = [*header.options, Option("protocolversion", PROTOCOL_VERSION, must_comply=True)]

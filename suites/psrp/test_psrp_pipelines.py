@@ -61,7 +61,7 @@ async def test_every_stream_reaches_the_client(new_pool):
     assert [(p.activity, p.status_description, p.percent_complete) for p in ps.progress] == [("act-1", "half", 50)]
 
 
-@pytest.mark.spec("MS-PSRP 2.2.2.17", "MS-PSRP 2.2.2.18", "MS-PSRP 3.1.5.3.4")
+@pytest.mark.spec("MS-PSRP 2.2.2.17", "MS-PSRP 2.2.2.18", "MS-PSRP 3.1.5.3.5")
 async def test_pipeline_input_is_piped_to_the_commands(new_pool):
     pool = await new_pool()
     ps = pool.powershell().add_script("$input | ForEach-Object { $_ * 3 }")
@@ -71,7 +71,7 @@ async def test_pipeline_input_is_piped_to_the_commands(new_pool):
     assert (info.get("Count"), info.get("Sum")) == (3, 42.0)
 
 
-@pytest.mark.spec("MS-PSRP 3.1.5.3.6", "MS-PSRP 2.2.2.21")
+@pytest.mark.spec("MS-PSRP 3.1.5.3.9", "MS-PSRP 2.2.2.21")
 async def test_stop_ends_a_running_pipeline_as_stopped(new_pool):
     pool = await new_pool()
     ps = pool.powershell().add_script("Write-Output 'started'; Start-Sleep -Seconds 600; Write-Output 'never'")
@@ -104,7 +104,7 @@ async def test_a_terminating_error_fails_the_pipeline_with_its_error_record(new_
     assert await ok.invoke() == ["pool still usable"]
 
 
-@pytest.mark.spec("MS-PSRP 2.2.2.27", "MS-PSRP 2.2.2.28", "MS-PSRP 3.1.5.3.4")
+@pytest.mark.spec("MS-PSRP 2.2.2.27", "MS-PSRP 2.2.2.28", "MS-PSRP 3.1.5.3.5")
 async def test_read_host_is_a_host_call_answered_by_the_client(new_pool):
     asked: list[HostMethodId] = []
 
@@ -132,7 +132,7 @@ async def test_key_exchange_and_a_secure_string_host_response(new_pool):
     assert echoed == secret, "a SecureString output comes back encrypted with the same session key"
 
 
-@pytest.mark.spec("MS-PSRP 3.1.5.3.7", "MS-PSRP 3.1.5.3.8", "MS-WSMV 3.1.4.15", "MS-WSMV 3.1.4.16")
+@pytest.mark.spec("MS-PSRP 3.1.5.3.16", "MS-PSRP 3.1.5.3.18", "MS-WSMV 3.1.4.15", "MS-WSMV 3.1.4.16")
 async def test_disconnect_and_reconnect_lose_nothing(new_pool):
     pool = await new_pool()
     ps = pool.powershell().add_script(
@@ -171,7 +171,7 @@ async def test_stop_service_through_psrp_is_seen_through_wsman_get(new_pool, wsm
     assert again.properties["State"] == "Running"
 
 
-@pytest.mark.spec("MS-PSRP 3.2.1", "MS-PSRP 3.1.5.3.4")
+@pytest.mark.spec("MS-PSRP 3.2.1", "MS-PSRP 3.1.5.3.5")
 async def test_the_runspace_keeps_its_environment_between_pipelines(new_pool):
     pool = await new_pool()
     first = pool.powershell().add_script("Set-Item Env:WMH_SUITE_PSRP -Value 'kept'; $env:WMH_SUITE_PSRP")
@@ -184,7 +184,7 @@ async def test_the_runspace_keeps_its_environment_between_pipelines(new_pool):
     assert await third.invoke() == [None], "another RunspacePool has its own environment"
 
 
-@pytest.mark.spec("MS-PSRP 3.1.5.3.9", "MS-PSRP 2.2.2.29", "MS-PSRP 2.2.2.30", "MS-WSMV 3.1.4.17")
+@pytest.mark.spec("MS-PSRP 3.1.5.3.14", "MS-PSRP 2.2.2.29", "MS-PSRP 2.2.2.30", "MS-WSMV 3.1.4.17")
 async def test_a_new_client_connects_to_a_disconnected_pool_and_gets_the_buffered_output(new_pool, wsman):
     pool = await new_pool()
     ps = pool.powershell().add_script("Write-Output 'kept-1'; Start-Sleep -Seconds 1; Write-Output 'kept-2'")
@@ -200,3 +200,20 @@ async def test_a_new_client_connects_to_a_disconnected_pool_and_gets_the_buffere
     assert await adopted.wait() == ["kept-1", "kept-2"], "output buffered while disconnected is not lost"
     fresh = other.powershell().add_script("'after connect'")
     assert await fresh.invoke() == ["after connect"]
+
+
+@pytest.mark.spec("MS-PSRP 2.2.2.28", "MS-PSRP 3.1.4.5")
+async def test_a_failing_host_answers_with_an_error_and_secure_input_starts_the_key_exchange(new_pool):
+    def host(method: HostMethodId, parameters: list[object]) -> object:
+        if method is HostMethodId.ReadLine:
+            raise RuntimeError("no console here")
+        return "typed-secret"
+
+    pool = await new_pool(host_handler=host)
+    failing = pool.powershell().add_script("Read-Host; Write-Output 'after the failed call'")
+    assert await failing.invoke() == ["after the failed call"], "a failed host call ends only its statement"
+    assert [e.message for e in failing.errors] == ["no console here"]
+    assert pool.session_key is None
+    secure = pool.powershell().add_script("(Read-Host -AsSecureString).Length")
+    assert await secure.invoke() == [len("typed-secret")]
+    assert pool.session_key is not None, "the client exchanged keys when the SecureString was asked for"

@@ -631,9 +631,9 @@ def _start_sleep(inv: Invocation, args: Bound, piped: list[Any] | None) -> Progr
 
 @_cmdlet("Read-Host")
 def _read_host(inv: Invocation, args: Bound, piped: list[Any] | None) -> Program:
-    """A PIPELINE_HOST_CALL (MS-PSRP 2.2.2.27): ReadLine, or ReadLineAsSecureString with -AsSecureString;
-    a -Prompt is written first with the void Write2 call... observed PowerShell sends "prompt: " via
-    the host UI. The answer is the PIPELINE_HOST_RESPONSE's result."""
+    """A PIPELINE_HOST_CALL (MS-PSRP 2.2.2.27, method ids 2.2.3.17): ReadLine, or ReadLineAsSecureString with
+    -AsSecureString; a -Prompt is first written as ``"<prompt>: "`` with the void Write2 call (mock
+    simplification of PowerShell's prompt). The answer is the PIPELINE_HOST_RESPONSE's result."""
     prompt = args.get("Prompt", position=0)
     if prompt is not None:
         yield HostCall(HostMethodId.Write2, (f"{to_text(prompt)}: ",))
@@ -986,6 +986,7 @@ class PipelineRun:
         self._wake_at: float | None = None
         self._waiting_input = False
         self._send: Any = None
+        self._throw: PsError | None = None
         self._ready = True
         self._started = False
         self.poll(now)
@@ -1011,6 +1012,14 @@ class PipelineRun:
         if self.host_call is not None:
             self.host_call = None
             self._send, self._ready = value, True
+        self.poll(now)
+
+    def fail_call(self, record: ErrorRecordInfo, now: float) -> None:
+        """The client answered the pending host call with an error (MS-PSRP 2.2.2.28 ``me``): the command
+        that called the host fails with it (a statement-terminating error)."""
+        if self.host_call is not None:
+            self.host_call = None
+            self._throw, self._ready = PsError(record), True
         self.poll(now)
 
     def resume(self, action: int, now: float) -> None:
@@ -1047,8 +1056,12 @@ class PipelineRun:
             if not self._ready:
                 return
             send, self._send, self._ready = self._send, None, False
+            throw, self._throw = self._throw, None
             try:
-                step = self._program.send(send) if self._started else next(self._program)
+                if throw is not None:
+                    step = self._program.throw(throw)
+                else:
+                    step = self._program.send(send) if self._started else next(self._program)
                 self._started = True
             except StopIteration:
                 self.state = COMPLETED

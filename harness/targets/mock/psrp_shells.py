@@ -4,16 +4,16 @@ The shell resource ``http://schemas.microsoft.com/powershell/Microsoft.PowerShel
 
 * Create carries ``creationXml`` (base64 fragments of SESSION_CAPABILITY + INIT_RUNSPACEPOOL) inside
   ``rsp:Shell`` (MS-PSRP 3.1.5.3.1); the ShellId is the RunspacePool id;
-* Receive without a CommandId carries the RunspacePool's messages on ``stdout`` (MS-PSRP 3.1.5.3.5);
+* Receive without a CommandId carries the RunspacePool's messages on ``stdout`` (MS-PSRP 3.1.5.3.7);
 * Command carries the first fragments of CREATE_PIPELINE in ``rsp:Arguments``, the CommandId is the
   pipeline id (MS-PSRP 3.1.5.3.3); Receive with the CommandId carries that pipeline's messages;
 * Send on ``stdin`` carries PIPELINE_INPUT / END_OF_PIPELINE_INPUT / other client messages and on ``pr``
-  the host responses (MS-PSRP 3.1.5.3.4);
-* Signal ``powershell/signal/crtl_c`` stops a pipeline (MS-PSRP 3.1.5.3.6; the spec spells "crtl",
+  the host responses (MS-PSRP 3.1.5.3.5);
+* Signal ``powershell/signal/crtl_c`` stops a pipeline (MS-PSRP 3.1.5.3.9; the spec spells "crtl",
   pypsrp writes ``ctrl``; both are accepted), ``terminate`` releases it;
-* Delete closes the RunspacePool (MS-PSRP 3.1.5.3.2); Disconnect / Reconnect / Connect (``connectXml``
-  with SESSION_CAPABILITY + CONNECT_RUNSPACEPOOL, answered in ``connectResponseXml``, MS-PSRP 3.1.5.3.7 -
-  3.1.5.3.9) keep the pipelines running and their output buffered.
+* Delete closes the RunspacePool (MS-PSRP 3.1.5.3.11); Disconnect / Reconnect / Connect (``connectXml``
+  with SESSION_CAPABILITY + CONNECT_RUNSPACEPOOL, answered in ``connectResponseXml``; MS-PSRP 3.1.5.3.14 -
+  3.1.5.3.18) keep the pipelines running and their output buffered.
 
 The PSRP side uses the server-role state machines of :mod:`harness.wire.psrp.state`; commands run in the
 SAFE engine of :mod:`harness.targets.mock.ps_engine` (never a host process). Responses are fragmented
@@ -46,13 +46,14 @@ from harness.targets.mock.ps_engine import (
 )
 from harness.targets.mock.ps_engine import HostCall as EngineHostCall
 from harness.targets.mock.ps_engine_cmd import install_powershell_command
-from harness.targets.mock.shells import _RECEIVE_WAIT, RECEIVE_OVERHEAD
+from harness.targets.mock.shells import RECEIVE_OVERHEAD, request_receive_wait
 from harness.wire.psrp import keyexchange
 from harness.wire.psrp.clixml import PSObject, ps_list
-from harness.wire.psrp.enums import HostMethodId, PSInvocationState
+from harness.wire.psrp.enums import HostMethodId, PSInvocationState, RunspacePoolState
 from harness.wire.psrp.errors import PsrpDecodeError, PsrpEncodeError, PsrpStateError
 from harness.wire.psrp.fragments import FRAGMENT_HEADER_SIZE, Defragmenter, Fragmenter
 from harness.wire.psrp.messages import (
+    MessageType,
     PipelineHostCall,
     PipelineHostResponse,
     PipelineInput,
@@ -68,6 +69,7 @@ from harness.wire.psrp.psrdp import (
     parse_debugger_request,
     private_data_with_debugger_state,
 )
+from harness.wire.psrp.records import ErrorRecordInfo
 from harness.wire.psrp.state import (
     Event,
     PayloadReceived,
@@ -91,12 +93,14 @@ NS_PWSH: Final = "http://schemas.microsoft.com/powershell"
 CREATION_XML: Final = f"{{{NS_PWSH}}}creationXml"
 CONNECT_XML: Final = f"{{{NS_PWSH}}}connectXml"
 CONNECT_RESPONSE_XML: Final = f"{{{NS_PWSH}}}connectResponseXml"
-#: MS-PSRP 3.1.5.3.6 (sic "crtl"); pypsrp writes "ctrl". Compared case-insensitively, by suffix.
+#: MS-PSRP 3.1.5.3.9 (sic "crtl"); pypsrp writes "ctrl". Compared case-insensitively, by suffix.
 PS_SIGNAL_SUFFIXES: Final = ("powershell/signal/crtl_c", "powershell/signal/ctrl_c")
 CONNECTED: Final = "Connected"
 DISCONNECTED: Final = "Disconnected"
 #: Largest PSRP message the server reassembles from a client (MS-PSRP 2.2.4; a bound, not a spec value).
 MAX_CLIENT_MESSAGE: Final = 16 << 20
+#: Pipelines a pool remembers (finished ones are forgotten first).
+MAX_PIPELINE_RECORDS: Final = 256
 #: Queued outgoing fragments per pipeline / pool before the engine pauses (back pressure, BufferMode Block).
 MAX_QUEUED_BYTES: Final = 4 << 20
 
@@ -212,7 +216,7 @@ class PsrpHost:
         try:
             for raw in defrag.feed(data):
                 message = unpack_message(raw)
-                if session.pool.state.name == "BeforeOpen" and message.rpid != session.pool.rpid:
+                if session.pool.state is RunspacePoolState.BeforeOpen and message.rpid != session.pool.rpid:
                     session.pool.rpid = message.rpid
                 events.extend(session.pool.receive(message))
         except (PsrpDecodeError, PsrpStateError) as exc:
@@ -266,7 +270,7 @@ class PsrpHost:
         session = PsrpSession(shell_id, owner, spec, pool, runspace, now, now, idle)
         events = self._feed(session, session.defrag, _b64(creation.text, "creationXml"))
         self._on_events(session, events)
-        if pool.state.name != "Opened":
+        if pool.state is not RunspacePoolState.Opened:
             raise make_fault("InvalidParameter", "creationXml must carry SESSION_CAPABILITY and INIT_RUNSPACEPOOL.")
         self.sessions[shell_id] = session
         return session
@@ -284,11 +288,12 @@ class PsrpHost:
         now = self.clock()
         for event in events:
             if isinstance(event, PayloadReceived):
-                kind = event.message_type.name
-                if kind == "INIT_RUNSPACEPOOL":
-                    session.pool.application_private_data = self._private_data(session).data
-                    session.pool.accept_open(self._private_data(session))
-                elif kind == "PUBLIC_KEY":
+                kind = event.message_type
+                if kind is MessageType.INIT_RUNSPACEPOOL:
+                    private = self._private_data(session)
+                    session.pool.application_private_data = private.data
+                    session.pool.accept_open(private)
+                elif kind is MessageType.PUBLIC_KEY:
                     assert isinstance(event.payload, PublicKey)
                     key = keyexchange.generate_session_key()
                     try:
@@ -298,7 +303,8 @@ class PsrpHost:
                         raise make_fault("InvalidParameter", f"PUBLIC_KEY: {exc}") from None
                     session.session_key = key
                     session.pool.send_encrypted_session_key(encrypted)
-                elif kind in ("PIPELINE_INPUT", "END_OF_PIPELINE_INPUT", "PIPELINE_HOST_RESPONSE"):
+                elif kind in (MessageType.PIPELINE_INPUT, MessageType.END_OF_PIPELINE_INPUT,
+                              MessageType.PIPELINE_HOST_RESPONSE):
                     target = self._pipeline_by_pid(session, event.pid)
                     if target is None or target.run is None:
                         continue
@@ -306,7 +312,10 @@ class PsrpHost:
                         target.run.add_input(event.payload.data, now)
                     elif isinstance(event.payload, PipelineHostResponse):
                         target.pending_call = None
-                        target.run.answer(self._host_result(session, event.payload), now)
+                        if event.payload.error is not None:
+                            target.run.fail_call(_host_error(event.payload.error), now)
+                        else:
+                            target.run.answer(self._host_result(session, event.payload), now)
                     else:
                         target.run.end_input(now)
             elif isinstance(event, PipelineCreated):
@@ -427,6 +436,12 @@ class PsrpHost:
             raise make_fault("InvalidParameter", "Command needs rsp:CommandLine.")
         data = b"".join(_b64(a.text, "rsp:Arguments") for a in payload.findall(sh.RSP_ARGUMENTS))
         given = (payload.get("CommandId") or "").strip().upper()
+        running = sum(1 for p in session.pipelines.values() if not p.finished)
+        if running >= self.config.max_processes_per_shell:
+            # Mock choice: the WinRS per-shell command quota also bounds the pipelines of a pool.
+            raise make_fault("QuotaLimit", f"This shell is allowed a maximum of {self.config.max_processes_per_shell} "
+                                           "running pipelines, which has been exceeded.", wsman_code=2150859241)
+        self._forget_finished(session)
         pipe = PsrpPipeline(given)
         events = self._feed(session, pipe.defrag, data)
         created = next((e for e in events if isinstance(e, PipelineCreated)), None)
@@ -441,8 +456,16 @@ class PsrpHost:
         self._on_events(session, events, pipe)
         return pipe.command_id
 
+    @staticmethod
+    def _forget_finished(session: PsrpSession) -> None:
+        """Finished and fully received pipelines beyond :data:`MAX_PIPELINE_RECORDS` are forgotten, oldest first
+        (a client that never sends the terminate signal cannot grow the server without bound)."""
+        done = [cid for cid, p in session.pipelines.items() if p.finished and p.outbox.size() == 0]
+        for cid in done[: max(0, len(session.pipelines) - MAX_PIPELINE_RECORDS)]:
+            del session.pipelines[cid]
+
     def send(self, session: PsrpSession, streams: list[sh.StreamData]) -> None:
-        """MS-PSRP 3.1.5.3.4: client messages on stdin (pool or pipeline) and pr (host responses)."""
+        """MS-PSRP 3.1.5.3.5: client messages on stdin (pool or pipeline) and pr (host responses)."""
         for s in streams:
             if s.name.lower() not in ("stdin", "pr"):
                 raise make_fault("InvalidParameter", f"The shell has no input stream {s.name}.")
@@ -460,7 +483,7 @@ class PsrpHost:
                 self._pump(session, other)
 
     def signal(self, session: PsrpSession, req: sh.SignalRequest) -> None:
-        """MS-PSRP 3.1.5.3.6: crtl_c stops the pipeline (PIPELINE_STATE Stopped); terminate releases it."""
+        """MS-PSRP 3.1.5.3.9: crtl_c stops the pipeline (PIPELINE_STATE Stopped); terminate releases it."""
         pipe = session.pipelines.get((req.command_id or "").upper())
         if pipe is None:
             raise make_fault("InvalidParameter", f"The command {req.command_id} was not found.")
@@ -478,7 +501,7 @@ class PsrpHost:
             raise make_fault("InvalidParameter", f"The signal code {req.code} is not supported by this shell.")
 
     def receive(self, session: PsrpSession, req: sh.ReceiveRequest, budget: int) -> sh.ReceiveResult | None:
-        """MS-PSRP 3.1.5.3.5: the pool's or a pipeline's messages on stdout; None when nothing is ready."""
+        """MS-PSRP 3.1.5.3.7: the pool's or a pipeline's messages on stdout; None when nothing is ready."""
         if req.command_id:
             pipe = session.pipelines.get(req.command_id.upper())
             if pipe is None:
@@ -502,12 +525,15 @@ class PsrpHost:
 
     # ------------------------------------------------------------------ disconnect / reconnect / connect
     def disconnect(self, session: PsrpSession, req: sh.DisconnectRequest) -> None:
-        """MS-PSRP 3.1.5.3.7: the pool and its pipelines are Disconnected; pipelines keep running."""
+        """MS-PSRP 3.1.5.3.16: the pool and its pipelines are Disconnected; pipelines keep running."""
         if session.state == DISCONNECTED:
             return
         for pipe in session.pipelines.values():
             self._pump(session, pipe)
-        session.pool.disconnect()
+        try:
+            session.pool.disconnect()
+        except PsrpStateError as exc:
+            raise make_fault("InvalidParameter", f"The RunspacePool cannot be disconnected: {exc}") from None
         session.state = DISCONNECTED
         if req.idle_timeout is not None:
             session.idle_timeout = req.idle_timeout
@@ -528,18 +554,23 @@ class PsrpHost:
             self._pump(session, pipe)
 
     def reconnect(self, session: PsrpSession) -> None:
-        """MS-PSRP 3.1.5.3.8: the same client resumes; buffered output is delivered by the next Receives."""
+        """MS-PSRP 3.1.5.3.18: the same client resumes; buffered output is delivered by the next Receives.
+        Mock simplification: the shell's Reconnect also reattaches its pipelines (the spec has the client send
+        one more Reconnect per command)."""
         if session.state == CONNECTED:
             return
         pool = session.pool
         events: list[Event] = []
         # The WinRS Reconnect has no PSRP message: Disconnected -> Connecting -> Opened on the server.
-        pool._set_state(pool.state.__class__.Connecting, events)
-        pool._set_state(pool.state.__class__.Opened, events)
+        try:
+            pool._set_state(RunspacePoolState.Connecting, events)
+            pool._set_state(RunspacePoolState.Opened, events)
+        except PsrpStateError as exc:
+            raise make_fault("InvalidParameter", f"The RunspacePool cannot be reconnected: {exc}") from None
         self._reattach(session, pool)
 
     def connect(self, session: PsrpSession, env: Envelope) -> bytes:
-        """MS-PSRP 3.1.5.3.9: a (new) client attaches with SESSION_CAPABILITY + CONNECT_RUNSPACEPOOL;
+        """MS-PSRP 3.1.5.3.14: a (new) client attaches with SESSION_CAPABILITY + CONNECT_RUNSPACEPOOL;
         the answer (RUNSPACEPOOL_INIT_DATA + APPLICATION_PRIVATE_DATA) is in connectResponseXml."""
         if session.state == CONNECTED:
             raise make_fault("InternalError", f"The shell {session.shell_id} is already connected.")
@@ -557,7 +588,7 @@ class PsrpHost:
         except WSManFault:
             session.pool = old_pool
             raise
-        if fresh.state.name != "Opened":
+        if fresh.state is not RunspacePoolState.Opened:
             session.pool = old_pool
             raise make_fault("InvalidParameter", "connectXml must carry SESSION_CAPABILITY and CONNECT_RUNSPACEPOOL.")
         answer = Fragmenter(first_object_id=session.fragmenter.next_object_id)
@@ -583,6 +614,15 @@ def _stop_args(line: int, text: str) -> PSObject:
                                 "System.Object"],
                     adapted_properties={"InvocationInfo": invocation, "Breakpoints": ps_list([]),
                                         "ResumeAction": 0})
+
+
+def _host_error(value: Any) -> ErrorRecordInfo:
+    """The ErrorRecord of a failed host call (MS-PSRP 2.2.2.28 ``me``), or a generic one if unreadable."""
+    try:
+        return ErrorRecordInfo.from_object(value)
+    except PsrpDecodeError:
+        return ErrorRecordInfo("The host call failed on the client.", "HostCallFailed",
+                               exception_type="System.Management.Automation.Remoting.PSRemotingDataStructureException")
 
 
 def _is_uuid(text: str) -> bool:
@@ -655,10 +695,8 @@ class PsrpHandlers:
         budget = max(FRAGMENT_HEADER_SIZE + 64, (limit - RECEIVE_OVERHEAD) * 3 // 4)
         result = self.host.receive(session, req, budget)
         if result is None:
-            box = _RECEIVE_WAIT.get()
-            if box is not None:
-                timeout = env.header.operation_timeout
-                box.timeout = timeout if timeout is not None else self.service.config.max_timeout
+            timeout = env.header.operation_timeout
+            request_receive_wait(timeout if timeout is not None else self.service.config.max_timeout)
             raise make_fault("TimedOut")
         return sh.build_receive_response(env.header.message_id, result)
 

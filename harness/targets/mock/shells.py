@@ -310,6 +310,15 @@ _RECEIVE_WAIT: contextvars.ContextVar[_WaitBox | None] = contextvars.ContextVar(
 WAIT_POLL_INTERVAL: Final = 0.05
 
 
+def request_receive_wait(timeout: float) -> None:
+    """From a Receive handler with nothing to send yet: ask :func:`handle_with_receive_wait` to ask again
+    for up to ``timeout`` seconds before the w:TimedOut is answered (MS-WSMV 3.1.4.14). Used by the
+    PowerShell shells (harness.targets.mock.psrp_shells) too."""
+    box = _RECEIVE_WAIT.get()
+    if box is not None:
+        box.timeout = timeout
+
+
 async def handle_with_receive_wait(service: WSManService, data: bytes, principal: Principal) -> tuple[int, bytes]:
     """``service.handle`` with the Receive wait of MS-WSMV 3.1.4.14: while a command runs with
     nothing buffered, ask again every :data:`WAIT_POLL_INTERVAL` seconds, at most OperationTimeout
@@ -452,4 +461,4 @@ def install_shell_handlers(service: WSManService, clock: Callable[[], float] | N
 
 
 __all__ = ["ERROR_WSMAN_QUOTA_MAX_COMMANDS_PER_SHELL", "ERROR_WSMAN_QUOTA_MAX_SHELLS", "Shell", "ShellCommand",
-           "ShellHandlers", "ShellHost", "handle_with_receive_wait", "install_shell_handlers"]
+           "ShellHandlers", "ShellHost", "handle_with_receive_wait", "install_shell_handlers", "request_receive_wait"]

@@ -37,7 +37,8 @@ def test_default_namespace_security() -> None:
     default = sd(DEFAULT_NAMESPACE_SDDL)
     assert authz.granted_rights(default, ADMIN) == 0x6003F
     reader = authz.granted_rights(default, READER)
-    assert reader == authz.WBEM_ENABLE | authz.WBEM_METHOD_EXECUTE | authz.WBEM_WRITE_PROVIDER | authz.WBEM_REMOTE_ACCESS
+    assert reader == (authz.WBEM_ENABLE | authz.WBEM_METHOD_EXECUTE | authz.WBEM_WRITE_PROVIDER
+                      | authz.WBEM_REMOTE_ACCESS)
     authz.require(default, READER, authz.READ_RIGHTS, "root/cimv2")
     with pytest.raises(authz.AccessDenied, match="Full Write"):
         authz.require_write(default, READER, "root/cimv2")

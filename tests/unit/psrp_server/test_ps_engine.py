@@ -213,3 +213,11 @@ def test_statements_invoke_expression_and_out_string(runspace: Runspace) -> None
     assert lines[0] == "v1" and any(line.startswith("Name") and line.endswith(": BITS") for line in lines)
     whole = start_script(runspace, "Write-Output a b | Out-String", 0)
     assert outputs(whole) == ["a\r\n"]
+
+
+def test_a_failed_host_call_fails_only_its_statement(runspace: Runspace) -> None:
+    run = start_script(runspace, "Read-Host; 'next'", 0)
+    assert run.host_call is not None
+    run.fail_call(ErrorRecordInfo("no console", "HostCallFailed"), 0)
+    assert run.state == COMPLETED and outputs(run) == ["next"]
+    assert [r.data.to_string for r in records(run, ErrorRecordMessage)] == ["no console"]
