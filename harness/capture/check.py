@@ -50,6 +50,11 @@ Decryptor = Callable[[TcpStream, HttpMessage, list[HttpMessage]], bytes]
 _decryptor_factories: list[Callable[[str], Decryptor | None]] = []
 
 
+class NotDecryptable(ValueError):
+    """Raised by a :data:`Decryptor` that has nothing to open a message with (no authentication
+    handshake in the capture, another protocol): the message stays ``encrypted`` (not checked)."""
+
+
 def register_decryptor_factory(factory: Callable[[str], Decryptor | None]) -> None:
     """Register a factory that builds a :data:`Decryptor` from a password (auth work plugs in here)."""
     _decryptor_factories.append(factory)
@@ -161,6 +166,10 @@ def _classify(stream: TcpStream, msg: HttpMessage, before: list[HttpMessage], d:
             return
         try:
             body = decryptor(stream, msg, before)
+        except NotDecryptable as exc:
+            r.verdict = "encrypted"
+            r.errors.append(f"encrypted: no decryptor could open it ({exc})")
+            return
         except ValueError as exc:
             r.errors.append(f"decryption failed: {exc}")
             return

@@ -43,7 +43,7 @@ from spnego._ntlm_raw.crypto import RC4Handle, ntowfv1
 
 from harness.auth.encryption import SPNEGO_PROTOCOL, parse_body, parse_content_type
 from harness.auth.errors import EncryptionError
-from harness.capture.check import Decryptor, register_decryptor_factory
+from harness.capture.check import Decryptor, NotDecryptable, register_decryptor_factory
 from harness.capture.http1 import HttpMessage, extract_messages
 from harness.capture.reader import TcpStream
 
@@ -218,7 +218,7 @@ def derive_session(password: str, challenge: Challenge, auth: Authenticate) -> N
 class _StreamPlain:
     """The opened messages of one TCP stream: by (is request, offset) -> plaintext or the reason."""
 
-    plain: dict[tuple[bool, int], bytes | str] = field(default_factory=dict)
+    plain: dict[tuple[bool, int], bytes | str | NotDecryptable] = field(default_factory=dict)
 
 
 def _open_stream(password: str, stream: TcpStream) -> _StreamPlain:
@@ -230,14 +230,16 @@ def _open_stream(password: str, stream: TcpStream) -> _StreamPlain:
                  if r.status is None or r.status >= 200]
     session: NtlmSession | None = None
     challenge: Challenge | None = None
-    failure = "no NTLM handshake precedes this message in its TCP stream"
+    failure: str | NotDecryptable = NotDecryptable("no NTLM handshake precedes this message in its TCP stream")
     for i, request in enumerate(requests):
         token = ntlm_token(request.header("Authorization"), 3)
         if token is not None:
             try:
                 if challenge is None:
-                    raise ValueError("AUTHENTICATE without a CHALLENGE before it in the stream")
+                    raise NotDecryptable("the capture holds an NTLM AUTHENTICATE but not the CHALLENGE before it")
                 session = derive_session(password, challenge, parse_authenticate(token))
+            except NotDecryptable as exc:
+                session, failure = None, exc
             except ValueError as exc:
                 session, failure = None, str(exc)
         _open(out, session, failure, request, True)
@@ -255,7 +257,7 @@ def _open_stream(password: str, stream: TcpStream) -> _StreamPlain:
     return out
 
 
-def _open(out: _StreamPlain, session: NtlmSession | None, failure: str, message: HttpMessage,
+def _open(out: _StreamPlain, session: NtlmSession | None, failure: str | NotDecryptable, message: HttpMessage,
           from_client: bool) -> None:
     content_type = message.header("Content-Type") or ""
     if not content_type.lower().startswith(("multipart/encrypted", "multipart/x-multi-encrypted")):
@@ -267,7 +269,8 @@ def _open(out: _StreamPlain, session: NtlmSession | None, failure: str, message:
     try:
         protocol, boundary = parse_content_type(content_type)
         if protocol.lower() != SPNEGO_PROTOCOL.lower():
-            raise ValueError(f"protocol {protocol} is not NTLM/SPNEGO session encryption")
+            out.plain[key] = NotDecryptable(f"protocol {protocol} is not NTLM/SPNEGO session encryption")
+            return
         plain = bytearray()
         for part in parse_body(message.body, boundary):
             opened = session.unseal(from_client, part.signature, part.sealed)
@@ -289,7 +292,9 @@ def ntlm_decryptor(password: str) -> Decryptor:
             opened = streams[id(stream)] = _open_stream(password, stream)
         result = opened.plain.get((message.is_request, message.offset))
         if result is None:
-            raise ValueError("the message is not NTLM session-encrypted")
+            raise NotDecryptable("the message is not NTLM session-encrypted")
+        if isinstance(result, NotDecryptable):
+            raise result
         if isinstance(result, str):
             raise ValueError(result)
         return result

@@ -64,7 +64,15 @@ def _split_prefix(text: str) -> tuple[str | None, str | None, str]:
     quote: str | None = None
     escaped = False
     colon = -1
+    start = 0
+    if text.startswith(("\\\\", "//")):
+        # The server name may be ``.`` (the local server, MS-WMI 2.2.1.1) or a dotted DNS name:
+        # the scan for ``:`` starts after it, so its dots are not mistaken for the key separator.
+        seps = [i for i in (text.find("\\", 2), text.find("/", 2)) if i >= 0]
+        start = min(seps) if seps else len(text)
     for i, ch in enumerate(text):
+        if i < start:
+            continue
         if escaped:
             escaped = False
         elif ch == "\\" and quote is not None:

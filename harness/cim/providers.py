@@ -196,7 +196,20 @@ def create_process(store: CimStore, namespace: str, target: Target, params: dict
     for key, value in values.items():
         inst.properties[key] = value
     store.create_instance(namespace, inst)
+    store.raise_extrinsic(namespace, _process_trace("Win32_ProcessStartTrace", pid, name))
     return 0, {"ProcessId": pywbem.Uint32(pid)}
+
+
+def _process_trace(classname: str, pid: int, name: str, exit_status: int | None = None) -> pywbem.CIMInstance:
+    """The extrinsic Win32_ProcessStartTrace / Win32_ProcessStopTrace event of a process."""
+    event = pywbem.CIMInstance(classname)
+    event["ProcessID"] = pywbem.Uint32(pid)
+    event["ProcessName"] = name
+    event["ParentProcessID"] = pywbem.Uint32(2984)
+    event["SessionID"] = pywbem.Uint32(0)
+    if exit_status is not None:
+        event["ExitStatus"] = pywbem.Uint32(exit_status)
+    return event
 
 
 def terminate_process(store: CimStore, namespace: str, target: Target, params: dict[str, Any]) -> Result:
@@ -207,6 +220,10 @@ def terminate_process(store: CimStore, namespace: str, target: Target, params: d
         return 2, {}
     assert proc.path is not None
     store.delete_instance(namespace, proc.path)
+    reason = params.get("Reason")
+    store.raise_extrinsic(namespace, _process_trace(
+        "Win32_ProcessStopTrace", int(proc.properties["ProcessId"].value or 0),
+        str(proc.properties["Name"].value or ""), int(reason) if isinstance(reason, int) else 0))
     return 0, {}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -40,6 +41,13 @@ MethodProvider = Callable[
     tuple[Any, dict[str, Any]],
 ]
 Listener = Callable[[StoreChange], None]
+#: Receives (namespace, event instance) for every extrinsic event (see CimStore.raise_extrinsic).
+ExtrinsicListener = Callable[[str, pywbem.CIMInstance], None]
+
+
+def _filetime_now() -> int:
+    """Now as a FILETIME (100 ns ticks since 1601-01-01), the unit of WMI's TIME_CREATED."""
+    return int((time.time() + 11_644_473_600) * 10_000_000)
 InstanceKey = tuple[str, tuple[tuple[str, object], ...]]
 
 
@@ -90,6 +98,7 @@ class CimStore:
         self._namespaces: dict[str, _Namespace] = {}
         self._providers: dict[tuple[str, str], MethodProvider] = {}
         self._listeners: list[Listener] = []
+        self._extrinsic_listeners: list[ExtrinsicListener] = []
         #: per-namespace opaque data of method providers (e.g. the namespace security descriptor)
         self.provider_state: dict[str, dict[str, Any]] = {}
 
@@ -612,6 +621,38 @@ class CimStore:
                 listener(change)
             except Exception:  # a failing listener must not undo or block the write
                 _log.exception("CIM store listener failed for %s %s", change.kind, change.path)
+
+    def add_extrinsic_listener(self, listener: ExtrinsicListener) -> Callable[[], None]:
+        """Call ``listener(namespace, event)`` for every extrinsic event raised; returns the unsubscribe."""
+        with self._lock:
+            self._extrinsic_listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if listener in self._extrinsic_listeners:
+                    self._extrinsic_listeners.remove(listener)
+
+        return unsubscribe
+
+    def raise_extrinsic(self, namespace: str, event: pywbem.CIMInstance) -> None:
+        """Deliver an extrinsic event (an instance of a subclass of ``__ExtrinsicEvent``, WMI event
+        classes; MS-WMI 3.1.4.3.x ExecNotificationQuery sees them like intrinsic events).
+        INVALID_CLASS if the class is not an extrinsic event class; TIME_CREATED defaults to now."""
+        if not self.is_subclass(namespace, event.classname, "__ExtrinsicEvent"):
+            raise CimError(CimStatus.INVALID_CLASS, f"{event.classname} is not an extrinsic event class")
+        cls = self.get_class(namespace, event.classname)
+        out = pywbem.CIMInstance(cls.classname)
+        for name, value in event.properties.items():
+            out[name] = self._typed_property(cls, name, value.value)
+        if out.get("TIME_CREATED") is None and "TIME_CREATED" in cls.properties:
+            out["TIME_CREATED"] = self._typed_property(cls, "TIME_CREATED", _filetime_now())
+        with self._lock:
+            listeners = list(self._extrinsic_listeners)
+        for listener in listeners:
+            try:
+                listener(self.normalize_namespace(namespace), out.copy())
+            except Exception:  # a failing listener must not stop the provider
+                _log.exception("CIM store extrinsic listener failed for %s", event.classname)
 
     # ------------------------------------------------------------------ methods
     def register_method(self, classname: str, method: str, provider: MethodProvider) -> None:

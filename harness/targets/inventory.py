@@ -57,6 +57,7 @@ MOCK_CAPABILITIES: frozenset[str] = frozenset(
         "win32-service",
         "cim-schema-uri",
         "eventing",
+        "extrinsic-events",
         "push-eventing",
         # publisher-initiated subscriptions (MS-WSMV 3.1.4.1.30; MS-WMOD 3.5)
         "publisher-initiated",

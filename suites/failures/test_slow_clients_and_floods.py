@@ -115,7 +115,7 @@ async def test_a_body_sent_byte_by_byte_too_slowly_is_refused_with_408(short_dea
 
 @pytest.mark.spec("MS-WMOD 2.10.1")
 @pytest.mark.requires("wsman", "get")
-async def test_idle_connections_are_closed_after_the_idle_deadline(short_deadlines: Listener) -> None:
+async def test_idle_connections_are_closed_after_the_idle_deadline(short_deadlines: Listener, wm_tap: Tap) -> None:
     conns = [await asyncio.open_connection(short_deadlines.host, short_deadlines.port) for _ in range(20)]
     try:
         ends = await asyncio.wait_for(asyncio.gather(*(r.read() for r, _ in conns)), LIMIT * 8)
@@ -123,6 +123,7 @@ async def test_idle_connections_are_closed_after_the_idle_deadline(short_deadlin
     finally:
         for _, w in conns:
             w.close()
+    await _still_served(short_deadlines.target, wm_tap)
 
 
 @pytest.mark.spec("MS-WMOD 2.10.1")

@@ -37,7 +37,7 @@ async def _cleanup(wsman: WSManClient, name: str) -> None:
         await wsman.delete(ENVIRONMENT, {"Name": name, "UserName": SYSTEM})
 
 
-@pytest.mark.requirement("WSMV-GET-1")
+@pytest.mark.requirement("WMI-COHERENCY-1")
 @pytest.mark.spec("MS-WMOD 2.4", "MS-WMI 3.1.4.3.12", "MS-WSMV 3.1.4.1")
 async def test_wmi_put_instance_is_seen_by_wsman_get(wsman: WSManClient, wmi: WmiClient, unique_name: str) -> None:
     try:
@@ -51,7 +51,7 @@ async def test_wmi_put_instance_is_seen_by_wsman_get(wsman: WSManClient, wmi: Wm
         await _cleanup(wsman, unique_name)
 
 
-@pytest.mark.requirement("WSMV-PUT-1")
+@pytest.mark.requirement("WMI-COHERENCY-2")
 @pytest.mark.spec("MS-WMOD 2.4", "MS-WSMV 3.1.4.2", "MS-WMI 3.1.4.3.4", "MS-WMI 3.1.4.3.18")
 async def test_wsman_put_and_create_are_seen_by_wmi(wsman: WSManClient, wmi: WmiClient, unique_name: str) -> None:
     try:
@@ -69,7 +69,7 @@ async def test_wsman_put_and_create_are_seen_by_wmi(wsman: WSManClient, wmi: Wmi
         await _cleanup(wsman, unique_name)
 
 
-@pytest.mark.requirement("WSMV-DELETE-1")
+@pytest.mark.requirement("WMI-COHERENCY-3")
 @pytest.mark.spec("MS-WMOD 2.4", "MS-WMOD 2.5.2.7", "MS-WMI 3.1.4.3.14")
 async def test_delete_through_one_protocol_is_gone_for_the_other(
         wsman: WSManClient, wmi: WmiClient, unique_name: str) -> None:
@@ -88,7 +88,7 @@ async def test_delete_through_one_protocol_is_gone_for_the_other(
         await _cleanup(wsman, unique_name)
 
 
-@pytest.mark.requirement("WSMV-GET-1")
+@pytest.mark.requirement("WMI-GETOBJECT-1")
 @pytest.mark.spec("MS-WMOD 2.4", "MS-WMI 3.1.4.3.4", "MS-WSMV 3.1.4.1")
 async def test_services_read_the_same_through_both_protocols(wsman: WSManClient, wmi: WmiClient) -> None:
     over_wmi = await wmi.get_object('Win32_Service.Name="WinRM"')

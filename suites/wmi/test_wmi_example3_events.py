@@ -63,7 +63,7 @@ async def _delete_all(wsman: WSManClient, names: list[str]) -> None:
             await wsman.delete(ENVIRONMENT, {"Name": name, "UserName": SYSTEM})
 
 
-@pytest.mark.requirement("WSMV-EVENT-1")
+@pytest.mark.requirement("WMI-EVENT-1")
 @pytest.mark.spec("MS-WMOD 3.3", "MS-WMOD 2.4", "MS-WMI 3.1.4.3.20", "MS-WMI 3.1.4.4.2")
 async def test_creations_through_wsman_arrive_over_wmi_once_in_order(
         wsman: WSManClient, wmi: WmiClient, unique_name: str) -> None:
@@ -82,7 +82,7 @@ async def test_creations_through_wsman_arrive_over_wmi_once_in_order(
         await _delete_all(wsman, names)
 
 
-@pytest.mark.requirement("WSMV-EVENT-1")
+@pytest.mark.requirement("WMI-EVENT-1")
 @pytest.mark.spec("MS-WMOD 3.3", "MS-WMOD 2.4", "MS-WMI 3.1.4.3.20", "MS-WSMV 3.1.4.2")
 async def test_modification_and_deletion_events_over_wmi(
         wsman: WSManClient, wmi: WmiClient, unique_name: str) -> None:

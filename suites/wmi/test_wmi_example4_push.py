@@ -38,7 +38,7 @@ async def _pushed_names(sink: WmiSink, count: int) -> list[str]:
     return names
 
 
-@pytest.mark.requirement("WSMV-EVENT-4")
+@pytest.mark.requirement("WMI-EVENT-ASYNC-1")
 @pytest.mark.spec("MS-WMOD 3.4", "MS-WMOD 2.4", "MS-WMI 3.1.4.3.21", "MS-WMI 3.1.4.2.1", "MS-WMI 3.1.4.3.2")
 async def test_events_caused_through_wsman_are_pushed_to_the_wmi_sink_in_order(
         wsman: WSManClient, wmi: WmiClient, unique_name: str) -> None:
@@ -61,7 +61,7 @@ async def test_events_caused_through_wsman_are_pushed_to_the_wmi_sink_in_order(
                 await wsman.delete(ENVIRONMENT, {"Name": name, "UserName": SYSTEM})
 
 
-@pytest.mark.requirement("WSMV-ENUM-1")
+@pytest.mark.requirement("WMI-QUERY-ASYNC-1")
 @pytest.mark.spec("MS-WMI 3.1.4.3.19", "MS-WMI 3.1.4.2.2", "MS-WMOD 2.4")
 async def test_exec_query_async_pushes_the_result_then_completes(wsman: WSManClient, wmi: WmiClient) -> None:
     sink = await wmi.exec_query_async("SELECT * FROM Win32_Service")

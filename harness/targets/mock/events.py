@@ -200,6 +200,7 @@ class EventSource:
         self._wakers: list[Callable[[], None]] = []
         self._ended: list[EndedSubscription] = []
         self._unlisten = store.add_listener(self._on_change)
+        self._unlisten_extrinsic = store.add_extrinsic_listener(self._on_extrinsic)
         add_listener = getattr(clock, "add_listener", None)
         self._unclock: Callable[[], None] | None = add_listener(self._wake_all) if callable(add_listener) else None
 
@@ -221,6 +222,7 @@ class EventSource:
     def close(self) -> None:
         """Stop listening to the store and the clock."""
         self._unlisten()
+        self._unlisten_extrinsic()
         if self._unclock is not None:
             self._unclock()
 
@@ -245,11 +247,17 @@ class EventSource:
         return event
 
     def _on_change(self, change: StoreChange) -> None:
-        instance = self._event_instance(change)
+        self._publish(change.namespace, self._event_instance(change))
+
+    def _on_extrinsic(self, namespace: str, event: pywbem.CIMInstance) -> None:
+        """Extrinsic events raised by providers (subclasses of __ExtrinsicEvent) flow like intrinsic ones."""
+        self._publish(namespace, event)
+
+    def _publish(self, namespace: str, instance: pywbem.CIMInstance) -> None:
         queued = False
         with self._lock:
             self._sequence += 1
-            logged = LoggedEvent(self._sequence, change.namespace, instance.classname, instance)
+            logged = LoggedEvent(self._sequence, namespace, instance.classname, instance)
             self._log.append(logged)
             now = self._clock()
             self._expire(now)
@@ -413,9 +421,11 @@ class EventSource:
 
     def _event_query(self, namespace: str, text: str) -> WqlQuery:
         query = parse_wql(text)  # WqlSyntaxError (INVALID_QUERY) for the caller to map
-        if query.kind != "select" or query.classname.lower() not in EVENT_ANCESTRY:
+        extrinsic = query.kind == "select" and self._isa(namespace, query.classname, "__ExtrinsicEvent")
+        if query.kind != "select" or (query.classname.lower() not in EVENT_ANCESTRY and not extrinsic):
             raise EventSourceError("CannotProcessFilter",
-                                   f"{query.classname or query.kind} is not an intrinsic instance event class")
+                                   f"{query.classname or query.kind} is not an event class (intrinsic "
+                                   "__Instance*Event or a subclass of __ExtrinsicEvent)")
         if not self.store.has_namespace(namespace):
             raise CimError(CimStatus.INVALID_NAMESPACE, f"namespace {namespace} does not exist")
         return query

@@ -98,8 +98,6 @@ log = logging.getLogger("wmh.wmi")
 _EVENT_OF_KIND = {"create": "__InstanceCreationEvent", "modify": "__InstanceModificationEvent",
                   "delete": "__InstanceDeletionEvent"}
 _NS_PREFIX = re.compile(r"^(?:\\\\|//)[^\\/]+[\\/]")
-#: ``\\server\namespace:rest`` or ``//server/namespace:rest`` (MS-WMI 2.2.1.1); the namespace has no quotes.
-_FULL_PATH = re.compile(r"^(?:\\\\|//)[^\\/]+[\\/](?P<ns>[^:\"']+):(?P<rest>.*)$", re.S)
 
 
 def hresult_of(exc: CimError) -> int:
@@ -424,16 +422,10 @@ class Services:
         return self.server.store
 
     def _parse_path(self, path: str) -> ObjectPath:
-        """An object path (MS-WMI 2.2.1.1) of this namespace; a namespace prefix must name this one.
-
-        A ``\\\\server\\namespace:`` prefix is split off here first: harness.cim.paths stops at the
-        ``.`` of the local server name ``\\\\.\\``, the form WMI clients send most."""
-        namespace: str | None = None
-        full = _FULL_PATH.match(path.strip())
-        if full is not None:
-            namespace, path = full["ns"], full["rest"]
+        """An object path (MS-WMI 2.2.1.1) of this namespace; a namespace prefix must name this one
+        (``\\\\.\\root\\cimv2:...``, the local server form WMI clients send most, included)."""
         parsed = parse_object_path(path)
-        namespace = namespace or parsed.namespace
+        namespace = parsed.namespace
         if namespace:
             ns = self.store.normalize_namespace(_wmi_namespace(namespace))
             if ns != self.namespace:

@@ -268,3 +268,17 @@ async def test_pypsrp_sealed_session_is_decrypted(recorded: tuple[Target, Record
     report = check_capture_bytes(rec.pcapng(), password=PASSWORD)
     assert report.passed, format_report(report)
     assert any(m.action and m.action.endswith("/GetResponse") for m in report.messages)
+
+
+async def test_a_capture_without_the_handshake_stays_encrypted(recorded: tuple[Target, Recording]) -> None:
+    """A capture that starts after the handshake (or whose headers were redacted) cannot be opened:
+    the sealed messages are reported as encrypted, not as failures."""
+    target, rec = recorded
+    await _session(target)
+    rec.chunks = [c for c in rec.chunks if b"Negotiate " not in c[3] or b"multipart/encrypted" in c[3]]
+    first_sealed = next(i for i, c in enumerate(rec.chunks) if b"multipart/encrypted" in c[3])
+    rec.chunks = [c for c in rec.chunks[first_sealed:] if b"Negotiate " not in c[3]]
+    report = check_capture_bytes(rec.pcapng(), password=PASSWORD)
+    verdicts = {m.verdict for m in report.messages}
+    assert "encrypted" in verdicts and "fail" not in verdicts, format_report(report)
+    assert any("no NTLM handshake" in e for m in report.messages for e in m.errors)
