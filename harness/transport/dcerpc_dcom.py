@@ -278,7 +278,10 @@ class DcomRuntime:
             else:
                 objrefs.append(None)
                 results.append(E_NOINTERFACE)
-        hint = max(int(AuthLevel.CONNECT), call.auth_level)
+        # authnHint: the lowest level this exporter accepts for ORPC calls (MS-DCOM 2.2.22.2.8.1.1),
+        # not the activation's own level; a client picks its level from it (observed: aiowmi binds
+        # the object exporter at max(hint, PKT_INTEGRITY)).
+        hint = int(AuthLevel.CONNECT) if self.require_auth else int(AuthLevel.NONE)
         reply = build_activation_reply(request.iids, results, objrefs, oxid=self.oxid, bindings=self.bindings(),
                                        ipid_remunknown=self.ipid_remunknown, authn_hint=hint)
         w.referent(True)
@@ -295,17 +298,18 @@ class DcomRuntime:
         read_orpcthis(r)
         w = NdrWriter()
         write_orpcthat(w)
+        # The IPID, not the presentation context, selects the interface: a call may travel on a
+        # context bound to another ORPC interface of this exporter (MS-DCOM 3.1.1.5.2 dispatches by
+        # IPID). Observed Windows behaviour: clients such as aiowmi call IWbemServices and
+        # IRemUnknown2 on the context they bound for IWbemLevel1Login, and Windows answers.
+        # A context of a non-ORPC interface (activation, resolver) never reaches this point.
         if call.object_uuid == self.ipid_remunknown:
-            if call.interface not in (IID_IREMUNKNOWN, IID_IREMUNKNOWN2):
-                raise RpcFault(FaultStatus.NCA_S_UNKNOWN_IF, "IRemUnknown IPID bound to another interface")
             self._remunknown(call, r, w)
             return w.getvalue()
         with self._lock:
             export = self.exports.get(call.object_uuid)
         if export is None:
             raise RpcFault(CO_E_OBJNOTCONNECTED, f"unknown IPID {call.object_uuid}")
-        if call.interface != export.iid:
-            raise RpcFault(FaultStatus.NCA_S_UNKNOWN_IF, f"IPID {export.ipid} is not an {call.interface}")
         await export.obj.invoke(export.iid, call.opnum, r, w, call, self)
         return w.getvalue()
 
