@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 
 from harness.transport.dcerpc_auth import SIGNATURE_SIZE, ClientSecurity, RpcAuthError
+from harness.transport.tap import Tap
 from harness.wire.dcom.pdu import (
     NDR_SYNTAX,
     Auth3,
@@ -42,6 +43,29 @@ from harness.wire.dcom.pdu import Pdu as RpcPdu
 MAX_FRAG = 5840
 AUTH_CONTEXT_ID = 79231
 
+#: The tap every :class:`RpcClient` records its PDUs into unless given one (None: no recording);
+#: the pytest plugin sets it so that ``--wm-reports`` captures hold the WMI traffic.
+_capture_tap: Tap | None = None
+
+
+def set_capture_tap(tap: Tap | None) -> None:
+    """Record the raw PDUs of every RpcClient created from now on into ``tap`` (None: stop)."""
+    global _capture_tap
+    _capture_tap = tap
+
+
+def capture_tap() -> Tap | None:
+    return _capture_tap
+
+
+def record_pdu(tap: Tap, *, from_client: bool, server: tuple[str, int], client: tuple[str, int],
+               data: bytes) -> None:
+    """One PDU as it crossed the socket (protected, as sent): protocol ``dcerpc``, the peer as an
+    ncacn_ip_tcp string binding (MS-RPCE 2.1.1.2), the client's address and port as ``local``."""
+    tap.record(protocol="dcerpc", direction="request" if from_client else "response",
+               peer=f"ncacn_ip_tcp:{server[0]}[{server[1]}]", headers={}, body=data,
+               local=f"{client[0]}:{client[1]}")
+
 
 class RpcClientError(Exception):
     """A bind was refused, a call faulted, or the peer broke the protocol."""
@@ -64,11 +88,13 @@ class RpcClient:
     """One association with a DCE/RPC server."""
 
     def __init__(self, host: str, port: int, credentials: Credentials | None = None, *,
-                 timeout: float = 30.0) -> None:
+                 timeout: float = 30.0, tap: Tap | None = None) -> None:
         self.host = host
         self.port = port
         self.credentials = credentials
         self.timeout = timeout
+        self.tap = tap if tap is not None else capture_tap()
+        self._ends: tuple[tuple[str, int], tuple[str, int]] | None = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._framer = PduBuffer()
@@ -80,8 +106,16 @@ class RpcClient:
         self._lock = asyncio.Lock()
 
     async def connect(self) -> None:
-        self._reader, self._writer = await asyncio.wait_for(
+        self._reader, writer = await asyncio.wait_for(
             asyncio.open_connection(self.host, self.port), self.timeout)
+        self._writer = writer
+        local = writer.get_extra_info("sockname") or ("0.0.0.0", 0)
+        remote = writer.get_extra_info("peername") or (self.host, self.port)
+        self._ends = ((str(remote[0]), int(remote[1])), (str(local[0]), int(local[1])))
+
+    def _record(self, from_client: bool, data: bytes) -> None:
+        if self.tap is not None and self._ends is not None:
+            record_pdu(self.tap, from_client=from_client, server=self._ends[0], client=self._ends[1], data=data)
 
     @property
     def local_host(self) -> str:
@@ -112,6 +146,7 @@ class RpcClient:
         if self._writer is None:
             raise RpcClientError("not connected")
         self._writer.write(data)
+        self._record(True, data)
         await self._writer.drain()
 
     async def _recv(self) -> bytes:
@@ -122,9 +157,12 @@ class RpcClient:
             if not data:
                 raise RpcClientError("connection closed by the server")
             try:
-                self._pending.extend(self._framer.feed(data))
+                framed = self._framer.feed(data)
             except PduError as exc:
                 raise RpcClientError(f"unframeable reply: {exc.reason}") from exc
+            for pdu in framed:
+                self._record(False, pdu)
+            self._pending.extend(framed)
         return self._pending.pop(0)
 
     # ----------------------------------------------------------------------------- binding

@@ -403,7 +403,9 @@ class WSManService:
 
     @staticmethod
     def _require_writer(principal: Principal) -> None:
-        """MS-WMOD 2.9.3: a read-only principal may read but not change managed data."""
+        """MS-WMOD 2.9.3: a read-only principal (not a member of Administrators) may not create
+        shells nor have the Win32 providers change services and processes. CIM reads and writes are
+        decided by the namespace DACL instead (:meth:`_authorize`)."""
         if principal.read_only:
             raise make_fault("AccessDenied", "Access is denied: the user may only read this namespace.")
 
@@ -804,6 +806,13 @@ class WSManService:
             # __SystemSecurity.GetSD needs READ_CONTROL, SetSD WRITE_DAC; any enabled caller may ask
             # GetCallerAccessRights (MS-WMI 3.1.4.3; WMI "__SystemSecurity class" reference).
             self._authorize(resource, principal, _SYSTEM_SECURITY_RIGHTS.get(method.name.lower(), authz.METHOD_RIGHTS))
+            if method.name.lower() == "getcalleraccessrights":
+                # "sets the rights parameter as a bitmap with each bit corresponding to an access
+                # right" of the caller (WMI __SystemSecurity::GetCallerAccessRights reference)
+                rights = authz.granted_rights(self._namespace_sd(resource.namespace), self.sids_of(principal))
+                return self._checked(env, msg.build_invoke_response(
+                    env.header.message_id, resource.uri, method.name, pywbem.Uint32(0),
+                    {"Rights": pywbem.Sint32(rights)}))
         else:
             self._authorize(resource, principal, authz.METHOD_RIGHTS)
             # "Providers can perform additional access checks" (WBEM_METHOD_EXECUTE): the Win32

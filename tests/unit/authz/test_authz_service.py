@@ -124,3 +124,16 @@ def test_namespace_spellings_share_one_descriptor(service: WSManService) -> None
     assert set_sd(service, ADMIN, "O:BAG:BAD:(A;;GA;;;BA)")[0] == HTTP_OK
     assert namespace_sd(service.store, "ROOT\\CIMV2")[0] == "O:BAG:BAD:(A;;GA;;;BA)"
     assert namespace_sd(service.store, "root/default")[0] == DEFAULT_NAMESPACE_SDDL
+
+
+@pytest.mark.parametrize(("who", "rights"), [(ADMIN, 0x6003F), (READER, 0x33)])
+def test_get_caller_access_rights_reports_the_callers_own_rights(service: WSManService, who: Principal,
+                                                                 rights: int) -> None:
+    status, body = invoke(service, who, "GetCallerAccessRights")
+    assert status == HTTP_OK, body
+    out = msg.parse_invoke_response(parse_envelope(body))
+    assert int(out.out_params["Rights"]) == rights
+    assert set_sd(service, ADMIN, "O:BAG:BAD:(A;;CCWPRCWD;;;BA)(A;;CCWP;;;RM)")[0] == HTTP_OK
+    status, body = invoke(service, who, "GetCallerAccessRights")
+    expected = 0x60021 if who is ADMIN else 0x21
+    assert int(msg.parse_invoke_response(parse_envelope(body)).out_params["Rights"]) == expected
