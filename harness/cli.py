@@ -51,6 +51,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     pytest_args.extend(args.pytest_args)
     code = int(pytest.main(pytest_args))
     print(f"wmh: reports written to {reports} (matrix.html, results.json, junit.xml, allure-results/)")
+    if args.allure_report:
+        from harness.report.allure import REPORT_DIR, RESULTS_DIR, generate_report
+
+        run = generate_report(reports / RESULTS_DIR, reports / REPORT_DIR)
+        print(f"wmh: {run.reason}" if run.generated else f"wmh: allure generate skipped: {run.reason}")
     return code
 
 
@@ -66,7 +71,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = MockConfig(host=args.host, port=args.port, username=args.user)
     config.auth = AuthPolicy(allow_basic=args.basic, allow_negotiate=args.negotiate,
                              allow_unencrypted=args.allow_unencrypted,
-                             cbt_hardening=CbtHardening(args.cbt_hardening))
+                             cbt_hardening=CbtHardening(args.cbt_hardening),
+                             allow_kerberos=args.kerberos, allow_credssp=args.credssp)
     if args.cert or args.key or args.https:
         if bool(args.cert) != bool(args.key):
             raise SystemExit("wmh serve: --cert and --key go together")
@@ -113,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--reports", default="reports", help="output directory (default: reports)")
     run.add_argument("--no-validate", action="store_true", help="skip XSD validation of traffic")
     run.add_argument("--profile", help="named capability set for the targets (windows, read-only, dmtf-wsman, ...)")
+    run.add_argument("--allure-report", action="store_true",
+                     help="also generate the allure HTML report (reports/allure-report) when the allure "
+                          "command line is found (PATH or .tools/node_modules/.bin/allure)")
     run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments after --")
     run.set_defaults(func=cmd_run)
 
@@ -131,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--cert", help="PEM certificate for HTTPS (with --key) instead of a generated one")
     serve.add_argument("--key", help="PEM private key of --cert")
     serve.add_argument("--cert-out", help="write the (generated) HTTPS certificate here, for clients to trust")
+    serve.add_argument("--credssp", action=argparse.BooleanOptionalAction, default=False,
+                       help="accept and offer CredSSP (ServiceAuthType CredSSP, MS-WSMV 2.2.4.34; default off "
+                            "as on Windows)")
+    serve.add_argument("--kerberos", action=argparse.BooleanOptionalAction, default=False,
+                       help="offer the Kerberos scheme (needs the service keytab in KRB5_KTNAME; Kerberos "
+                            "inside Negotiate works whenever the keytab is there)")
     serve.add_argument("--basic", action=argparse.BooleanOptionalAction, default=True,
                        help="AllowBasic (default on)")
     serve.add_argument("--negotiate", action=argparse.BooleanOptionalAction, default=True,
@@ -145,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="WMI over DCOM: ORPC port named in the OXID bindings (default 0 = ephemeral)")
     serve.set_defaults(func=cmd_serve)
 
-    check = sub.add_parser("check-pcap", help="check the WS-Man traffic in a pcap/pcapng capture")
+    check = sub.add_parser("check-pcap", help="check the WS-Man and DCE/RPC (WMI over DCOM) traffic in a "
+                                              "pcap/pcapng capture")
     check.add_argument("file", help="capture file (pcap or pcapng)")
     check.add_argument("--json", action="store_true", help="print the per-message report as JSON")
     check.add_argument("--password-env", default=None,

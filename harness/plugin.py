@@ -112,7 +112,22 @@ def pytest_configure(config: pytest.Config) -> None:
         from harness.report.session import clear_shards
 
         clear_shards(state.reports_dir)
+    if state.reports_dir is not None:
+        # WMI over DCOM: every RpcClient records its PDUs into the session tap, so the captures
+        # hold the DCE/RPC streams too (harness.capture.dcerpc_synth); undone in pytest_unconfigure.
+        from harness.transport.dcerpc_client import set_capture_tap
+
+        set_capture_tap(state.tap)
     config.stash[_STATE_KEY] = state
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(_STATE_KEY, None)
+    if state is not None and state.reports_dir is not None:
+        from harness.transport.dcerpc_client import capture_tap, set_capture_tap
+
+        if capture_tap() is state.tap:
+            set_capture_tap(None)
 
 
 def _state(config: pytest.Config) -> _Session:
@@ -424,17 +439,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 @pytest.fixture(autouse=True)
 def _wm_allure_evidence(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Label the allure result by protocol and spec section and attach the messages, when allure is on."""
+    """Label the allure result by protocol, spec section, catalogue requirement, its level and the
+    matching severity (harness.report.allure) and attach the messages, when allure is on."""
     item = request.node
     active = request.config.pluginmanager.hasplugin("allure_pytest") and request.config.getoption(
         "--alluredir", None)
     specs = _markers(item, "spec")
-    if not active or not specs:
+    requirement_ids, level = item.stash.get(_REQUIREMENTS_KEY, ([], None))
+    if not active or not (specs or requirement_ids):
         yield
         return
     import allure
 
+    from harness.report.allure import requirement_labels
+
     dynamic: Any = allure.dynamic  # allure's API is untyped
+    for name, value in requirement_labels(requirement_ids, level):
+        dynamic.label(name, value)
     for spec in specs:
         dynamic.tag(spec)
         dynamic.label("spec", spec)
@@ -449,14 +470,17 @@ def _wm_allure_evidence(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 def _write_captures(state: _Session, reports_dir: Path) -> None:
-    """``captures/<test>.pcapng`` per suite case and ``captures/all.pcapng`` (harness.capture.synth)."""
+    """``captures/<test>.pcapng`` per suite case and ``captures/all.pcapng`` (harness.capture.synth for
+    HTTP, harness.capture.dcerpc_synth for the DCE/RPC PDUs of WMI over DCOM)."""
     import sys
 
-    from harness.capture.synth import SynthError, write_session_captures
+    from harness.capture.dcerpc_synth import write_session_captures_all
+    from harness.capture.synth import SynthError
 
     try:
-        names = write_session_captures([(r.nodeid, r.wire) for r in state.results], list(state.tap.exchanges),
-                                       reports_dir / "captures", state.tap.secrets)
+        names = write_session_captures_all([(r.nodeid, r.wire) for r in state.results],
+                                           list(state.tap.exchanges), reports_dir / "captures",
+                                           state.tap.secrets)
     except (SynthError, OSError) as exc:
         print(f"wm-harness: packet captures not written: {exc}", file=sys.stderr)
         return

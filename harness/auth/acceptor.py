@@ -11,6 +11,13 @@ Channel binding (HTTPS only): the initiator's MsvAvChannelBindings is compared w
 ``tls-server-end-point`` of the listener certificate according to ``CbtHardeningLevel``:
 ``None`` ignores it, ``Relaxed`` rejects a wrong binding but accepts none, ``Strict`` also rejects
 a missing one (WinRM service CbtHardeningLevel; MS-NLMP 3.2.5.1.2).
+
+Kerberos (RFC 4121) is accepted inside Negotiate whenever the process has a keytab
+(``KRB5_KTNAME``), and under the ``Kerberos`` scheme while ``allow_kerberos`` is set; the client
+principal ``user@REALM`` names the local user ``user`` (:mod:`harness.auth.kerberos`). CredSSP
+(MS-CSSP) is accepted only while ``allow_credssp`` is set (:mod:`harness.auth.credssp`). Any other
+scheme, Digest included (the WinRM service never offers it, MS-WSMV 2.2.4.34), gets the 401 with
+the offered schemes.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from typing import Any
 import spnego
 from spnego.exceptions import SpnegoError
 
+from harness.auth import credssp
 from harness.auth.errors import AuthError
 from harness.auth.headers import decode_token, encode_token, parse_basic, split_credentials
 from harness.auth.ntlm_cbt import BindingState, channel_bindings_of
@@ -33,6 +41,7 @@ from harness.auth.users import LocalUser, UserDatabase, ntlm_user_file
 log = logging.getLogger("wmh.auth")
 
 NEGOTIATE = "Negotiate"
+KERBEROS = "Kerberos"
 _NTLM_NEGOTIATE_MESSAGE = b"NTLMSSP\x00\x01\x00\x00\x00"
 _SPNEGO_INIT_TAG = 0x60   # [APPLICATION 0] InitialContextToken (RFC 2743 3.1)
 
@@ -97,6 +106,10 @@ class Acceptor:
                 return self._basic(token)
             if scheme == NEGOTIATE.lower():
                 return self._negotiate(conn, token)
+            if scheme == KERBEROS.lower() and self.policy.allow_kerberos:
+                return self._negotiate(conn, token, KERBEROS)
+            if scheme == credssp.CREDSSP_SCHEME.lower() and self.policy.allow_credssp:
+                return self._credssp(conn, token)
         except AuthError as exc:
             conn.reset()
             return self._refuse(exc.reason)
@@ -113,9 +126,24 @@ class Acceptor:
             raise AuthError("user name or password is wrong")
         return AcceptOutcome(user, "basic")
 
-    def _negotiate(self, conn: ConnectionAuth, text: str) -> AcceptOutcome:
-        if not self.policy.allow_negotiate:
+    def _credssp(self, conn: ConnectionAuth, text: str) -> AcceptOutcome:
+        """One CredSSP leg (MS-CSSP 3.1.5); the context is the connection's, like Negotiate's."""
+        token = decode_token(text)
+        if conn.scheme != "credssp" or conn.pending is None or conn.context is not None:
+            conn.reset()   # a new CredSSP handshake starts with the TLS ClientHello
+            conn.pending, conn.scheme = credssp.new_acceptor(self.hostname), "credssp"
+        out, user = credssp.accept_step(conn.pending, token, self.users)
+        if user is None:
+            return AcceptOutcome(None, "credssp", [encode_token(credssp.CREDSSP_SCHEME, out or b"")],
+                                 "handshake continues", True)
+        conn.context, conn.pending, conn.user = conn.pending, None, user
+        final = [encode_token(credssp.CREDSSP_SCHEME, out)] if out else []
+        return AcceptOutcome(user, "credssp", final, "authenticated", True)
+
+    def _negotiate(self, conn: ConnectionAuth, text: str, http_scheme: str = "Negotiate") -> AcceptOutcome:
+        if http_scheme == NEGOTIATE and not self.policy.allow_negotiate:
             raise AuthError("Negotiate authentication is not allowed (AllowNegotiate false)")
+        scheme_id = http_scheme.lower()
         token = decode_token(text)
         if token.startswith(_NTLM_NEGOTIATE_MESSAGE) or token[:1] == bytes([_SPNEGO_INIT_TAG]):
             conn.reset()   # a new handshake replaces whatever the connection had
@@ -137,14 +165,14 @@ class Acceptor:
         if not conn.pending.complete:
             if out is None:
                 raise AuthError("Negotiate handshake stalled")
-            return AcceptOutcome(None, "negotiate", [encode_token(NEGOTIATE, out)], "handshake continues", True)
+            return AcceptOutcome(None, scheme_id, [encode_token(http_scheme, out)], "handshake continues", True)
         principal = conn.pending.client_principal or ""
         user = self.users.lookup(principal)
         if user is None:
             raise AuthError("authenticated principal is not a local user")
-        conn.context, conn.pending, conn.user, conn.scheme = conn.pending, None, user, "negotiate"
-        final = [encode_token(NEGOTIATE, out)] if out else []
-        return AcceptOutcome(user, "negotiate", final, "authenticated", True)
+        conn.context, conn.pending, conn.user, conn.scheme = conn.pending, None, user, scheme_id
+        final = [encode_token(http_scheme, out)] if out else []
+        return AcceptOutcome(user, scheme_id, final, "authenticated", True)
 
     def _bindings_for(self, token: bytes) -> Any:
         """Channel bindings to enforce for this token under CbtHardeningLevel (None: do not check)."""

@@ -28,6 +28,7 @@ from harness.auth.errors import EncryptionError
 
 SPNEGO_PROTOCOL = "application/HTTP-SPNEGO-session-encrypted"
 KERBEROS_PROTOCOL = "application/HTTP-Kerberos-session-encrypted"
+CREDSSP_PROTOCOL = "application/HTTP-CredSSP-session-encrypted"
 BOUNDARY = "Encrypted Boundary"
 ENCRYPTED_TYPE = "multipart/encrypted"
 ORIGINAL_TYPE = "application/soap+xml;charset=UTF-8"
@@ -151,8 +152,17 @@ def parse_body(body: bytes, boundary: str = BOUNDARY, *, max_length: int = 64 * 
             raise EncryptionError(f"signature length {sig_len} or Length {length} does not fit the body")
         signature = body[pos:pos + sig_len]
         pos += sig_len
-        sealed = body[pos:pos + length]
-        pos += length
+        sealed_length = length
+        if protocol.lower() == CREDSSP_PROTOCOL.lower():
+            # CredSSP seals with TLS records whose overhead is split between the "signature" and the
+            # data by a guess of the record layout, so the data may run a few bytes past Length
+            # (observed with pyspnego / pypsrp over TLS 1.3): that part ends at the next boundary.
+            following = body.find(marker, pos + length)
+            if following < 0:
+                raise EncryptionError("boundary after a CredSSP part is missing")
+            sealed_length = following - pos
+        sealed = body[pos:pos + sealed_length]
+        pos += sealed_length
         parts.append(EncryptedPart(protocol, original_type, length, signature, sealed))
     if not parts:
         raise EncryptionError("encrypted body holds no part")

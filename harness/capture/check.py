@@ -87,6 +87,8 @@ class MessageReport:
     verdict: Verdict
     errors: list[str] = field(default_factory=list)
     size: int = 0
+    #: What a DCE/RPC message carried (harness.capture.dcerpc): WMI objects, HRESULT.
+    objects: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -222,6 +224,9 @@ def check_streams(streams: list[TcpStream], *, validator: Any = None, password: 
             if half.duplicates or half.out_of_order:
                 notes.append(f"stream {stream.index} {label}: {half.duplicates} retransmitted/duplicate and "
                              f"{half.out_of_order} out-of-order segment(s) put in order")
+        if _is_dcerpc(stream):
+            reports += _dcerpc_reports(stream, password, notes)
+            continue
         requests = extract_messages(stream.to_server, True)
         responses = extract_messages(stream.to_client, False, [m.method for m in requests])
         if not requests and not responses:
@@ -259,6 +264,27 @@ def check_streams(streams: list[TcpStream], *, validator: Any = None, password: 
     return reports, notes
 
 
+def _is_dcerpc(stream: TcpStream) -> bool:
+    """A stream whose client opens with a DCE/RPC bind, alter_context or request (C706 12.6.3.1)."""
+    from harness.capture.dcerpc import looks_like_dcerpc
+
+    chunks = stream.to_server.chunks
+    return bool(chunks) and chunks[0][0] == 0 and looks_like_dcerpc(chunks[0][1][:16])
+
+
+def _dcerpc_reports(stream: TcpStream, password: str | None, notes: list[str]) -> list[MessageReport]:
+    """DCE/RPC PDUs of a stream as message reports (harness.capture.dcerpc: WMI over DCOM)."""
+    from harness.capture.dcerpc import dissect_stream
+
+    messages, stream_notes = dissect_stream(stream, password)
+    notes.extend(stream_notes)
+    return [MessageReport(index=0, stream=m.stream, direction=m.direction, frame=m.frame, http=m.summary,
+                          action=m.method, message_id=None, relates_to=None, verdict=m.verdict,
+                          errors=list(m.errors), size=m.size,
+                          objects=([m.auth] if m.auth else []) + list(m.objects))
+            for m in messages]
+
+
 def check_capture(path: Path, *, password: str | None = None, validator: Any = None,
                   validate: bool = True) -> CaptureReport:
     """Read, reassemble and check ``path``; :class:`CaptureReadError` when unreadable."""
@@ -294,6 +320,8 @@ def format_report(report: CaptureReport) -> str:
         lines.append(f"  #{m.index:<4} stream {m.stream:<3} frame {m.frame if m.frame is not None else '?':<6} "
                      f"{m.direction:<8} {m.http:<28} {action:<26} {m.verdict.upper()}")
         lines.extend(f"        - {e}" for e in m.errors)
+        if m.objects:
+            lines.append(f"        = {'; '.join(m.objects)}")
     counts: dict[str, int] = {}
     for m in report.messages:
         counts[m.verdict] = counts.get(m.verdict, 0) + 1

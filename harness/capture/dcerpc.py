@@ -72,6 +72,7 @@ from harness.wire.dcom.pdu import (
     stub_span,
 )
 from harness.wire.wmi.constants import (
+    CLSID_WBEM_CLASS_OBJECT,
     IID_IENUM_WBEM_CLASS_OBJECT,
     IID_IWBEM_CALL_RESULT,
     IID_IWBEM_LEVEL1_LOGIN,
@@ -287,26 +288,40 @@ def find_objects(stub: bytes) -> tuple[list[str], list[str]]:
 
     An MInterfacePointer is ``ulCntData``, the conformant array's max count (equal to it) and
     ``abData`` (MS-DCOM 2.2.14); abData of a by-value object is an OBJREF_CUSTOM (MS-DCOM 2.2.18.6)
-    whose pObjectData is an MS-WMIO EncodingUnit (MS-WMI 2.2.4)."""
+    whose CLSID is CLSID_WbemClassObject and whose pObjectData is an MS-WMIO EncodingUnit
+    (MS-WMI 2.2.4.1). Other by-value objects (activation property blobs, MS-DCOM 2.2.22) are skipped."""
     found: list[str] = []
     errors: list[str] = []
     pos = stub.find(_OBJREF_MEOW)
-    while pos >= 8 and len(found) < MAX_OBJECTS:
-        count, max_count = struct.unpack_from("<II", stub, pos - 8)
+    while pos >= 0 and len(found) < MAX_OBJECTS:
+        count, max_count = struct.unpack_from("<II", stub, pos - 8) if pos >= 8 else (0, 1)
         if count == max_count and pos + count <= len(stub) and count >= 48:
             try:
                 ref = decode_objref(stub[pos:pos + count])
             except NdrError:
                 ref = None
             if isinstance(ref, ObjRefCustom):
-                try:
-                    found.append(describe_object(decode_encoding_unit(ref.data)))
-                except WmioError as exc:
-                    errors.append(f"MS-WMIO object at stub offset {pos} does not decode: {exc}")
+                if ref.clsid == CLSID_WBEM_CLASS_OBJECT:
+                    try:
+                        found.append(describe_object(decode_encoding_unit(ref.data)))
+                    except WmioError as exc:
+                        errors.append(f"MS-WMIO object at stub offset {pos} does not decode: {exc}")
                 pos = stub.find(_OBJREF_MEOW, pos + count)
                 continue
         pos = stub.find(_OBJREF_MEOW, pos + 4)
     return found, errors
+
+
+def summarise(descriptions: list[str]) -> list[str]:
+    """Runs of equal descriptions as ``N x description``."""
+    out: list[str] = []
+    run = 0
+    for i, text in enumerate(descriptions):
+        run += 1
+        if i + 1 == len(descriptions) or descriptions[i + 1] != text:
+            out.append(text if run == 1 else f"{run} x {text}")
+            run = 0
+    return out
 
 
 def _hresult(stub: bytes) -> str | None:
@@ -462,7 +477,7 @@ def _unprotect(conn: _Connection, from_client: bool, pdu: Pdu, data: bytes, msg:
             msg.verdict = "encrypted"
             msg.errors.append(f"encrypted: {reason}")
             return None
-        msg.errors.append(f"signature not checked: {reason}")
+        msg.auth = f"{msg.auth} (signature not checked: {reason})"
         return body.stub
     auth_len = len(auth.auth_value)
     if auth_len < SIGNATURE_SIZE:
@@ -519,7 +534,7 @@ def _on_call(conn: _Connection, from_client: bool, pdu: Pdu, body: Request | Res
         msg.summary += " (fragment)"
         return
     objects, errors = find_objects(whole)
-    msg.objects = objects
+    msg.objects = summarise(objects)
     msg.errors += errors
     if isinstance(body, Response) and msg.method and not msg.method.startswith(("IObjectExporter", "opnum")):
         status = _hresult(whole)

@@ -10,8 +10,6 @@
 from __future__ import annotations
 
 import argparse
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,16 +18,14 @@ from harness.report import JUNIT_NAME, ReportBundle, merge_result_files, write_r
 
 
 def _allure(out: Path) -> None:
-    results = out / "allure-results"
-    exe = shutil.which("allure")
-    if exe is None:
-        print("wmh report: allure generate skipped: the allure command line is not installed", file=sys.stderr)
-        return
-    if not results.is_dir():
-        print(f"wmh report: allure generate skipped: no {results.name}/ in {out}", file=sys.stderr)
-        return
-    subprocess.run([exe, "generate", str(results), "-o", str(out / "allure-report"), "--clean"],
-                   check=False, timeout=600)
+    """``allure generate DIR/allure-results -o DIR/allure-report`` (harness.report.allure)."""
+    from harness.report.allure import REPORT_DIR, RESULTS_DIR, generate_report
+
+    run = generate_report(out / RESULTS_DIR, out / REPORT_DIR)
+    if run.generated:
+        print(f"wmh report: {run.reason}", file=sys.stderr)
+    else:
+        print(f"wmh report: allure generate skipped: {run.reason}", file=sys.stderr)
 
 
 def _write(bundle: ReportBundle, out: Path, allure: bool) -> int:

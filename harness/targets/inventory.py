@@ -9,7 +9,7 @@ Example inventory::
     name = "win2022-a"
     url = "http://10.0.0.5:5985/wsman"
     dialect = "wsmv"
-    auth = "basic"              # basic | ntlm | negotiate (MS-WSMV 2.2.9.1)
+    auth = "basic"              # basic | ntlm | negotiate | kerberos | credssp (MS-WSMV 2.2.9.1)
     encryption = "auto"         # ntlm/negotiate message encryption: auto | always | never
     verify_tls = true           # https: verify the certificate (ca_file = "path/ca.pem" to pin a CA)
     username_env = "WMH_WIN_USER"
@@ -177,7 +177,7 @@ def target_from_entry(entry: dict[str, object]) -> Target:
         name=name,
         url=url,
         dialect=_choice(entry, "dialect", ("wsmv", "wsman2005"), "wsmv"),
-        auth=_choice(entry, "auth", ("basic", "ntlm", "negotiate"), "basic"),
+        auth=_choice(entry, "auth", ("basic", "ntlm", "negotiate", "kerberos", "credssp"), "basic"),
         username=_credential(entry, "username"),
         password=_credential(entry, "password"),
         capabilities=frozenset(caps),

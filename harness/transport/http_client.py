@@ -10,6 +10,10 @@ keeps a single keep-alive connection), and with message encryption (``encryption
 HTTP, ``"always"``) the handshake is an empty POST and every envelope then travels sealed as
 ``multipart/encrypted`` (MS-WSMV 2.2.9.1.1), as the Windows client and pypsrp do. The tap records
 bodies exactly as they are on the wire (sealed) and headers with tokens redacted.
+
+``kerberos`` and ``credssp`` run the same way under the ``Kerberos`` / ``Negotiate`` and ``CredSSP``
+schemes; their sealed messages are labelled ``application/HTTP-Kerberos-session-encrypted`` and
+``application/HTTP-CredSSP-session-encrypted`` (CredSSP in 16 KiB pieces, MS-WSMV 2.2.9.1.2).
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from harness.auth.encryption import is_encrypted, unwrap_message, wrap_message
+from harness.auth.credssp import CREDSSP_PROTOCOL, seal
+from harness.auth.encryption import is_encrypted, unwrap_message
 from harness.auth.errors import AuthError
 from harness.auth.headers import basic_credentials, offered_schemes
 from harness.auth.initiator import Initiator, check_scheme
+from harness.auth.kerberos import encryption_protocol
 from harness.auth.tls import client_ssl_context
 from harness.transport.tap import Tap
 
@@ -83,6 +89,7 @@ class HttpTransport:
                 raise TransportError(exc.reason) from exc
         self._session: aiohttp.ClientSession | None = None
         self._context: Any = None
+        self._protocol = encryption_protocol("Negotiate")
         self._lock = asyncio.Lock()
         tap.add_secret(password)
 
@@ -141,7 +148,7 @@ class HttpTransport:
                 reply = await self._handshake(b"", {})
                 if self._context is None:
                     return reply   # refused (401) or no authentication required
-            content_type, sealed = wrap_message(self._context, body)
+            content_type, sealed = seal(self._context, body, self._protocol)
             wire = await self._send(sealed, {**headers, "Content-Type": content_type})
             if wire.reply.status == 401:
                 self._context = None
@@ -159,15 +166,17 @@ class HttpTransport:
         if first.reply.status != 401:
             return first.reply
         offered = offered_schemes(first.www_authenticate)
-        if "negotiate" not in offered:
-            raise AuthError(f"server does not offer Negotiate (offers: {', '.join(offered) or 'nothing'})")
         initiator = Initiator(self.auth, self._username or "", self._password or "", hostname=urlsplit(
-            self.url).hostname or "localhost", encrypt=self.encrypt, cert_der=first.peer_cert)
+            self.url).hostname or "localhost", encrypt=self.encrypt, cert_der=first.peer_cert, offered=offered)
+        wanted = initiator.http_scheme.lower()
+        if wanted not in offered:
+            raise AuthError(f"server does not offer {initiator.http_scheme} "
+                            f"(offers: {', '.join(offered) or 'nothing'})")
         token = initiator.step()
         wire = first
         while token is not None:
             wire = await self._send(body, {**headers, "Authorization": token})
-            server_token = offered_schemes(wire.www_authenticate).get("negotiate") or None
+            server_token = offered_schemes(wire.www_authenticate).get(wanted) or None
             if wire.reply.status != 401:
                 if server_token is not None and not initiator.complete:
                     initiator.step(server_token)   # the final SPNEGO token (mechListMIC)
@@ -177,6 +186,8 @@ class HttpTransport:
             token = initiator.step(server_token)
         if initiator.complete and wire.reply.status != 401:
             self._context = initiator.context
+            self._protocol = (CREDSSP_PROTOCOL if self.auth == "credssp"
+                              else encryption_protocol(initiator.http_scheme))
         return wire.reply
 
     async def _send(self, body: bytes, headers: dict[str, str]) -> _Wire:

@@ -1,7 +1,8 @@
 """The mock target's HTTP listener: WS-Man over HTTP(S) on ``/wsman`` (MS-WSMV 2.1).
 
 Authentication follows the listener's :class:`~harness.auth.policy.AuthPolicy` (MS-WSMV 2.2.9.1):
-HTTP Basic per request, Negotiate (NTLM, raw or inside SPNEGO) as a 401 handshake whose security
+HTTP Basic per request, Negotiate (NTLM or Kerberos, raw or inside SPNEGO), ``Kerberos`` and
+``CredSSP`` (when the policy allows them) as a 401 handshake whose security
 context is bound to the TCP connection (one :class:`~harness.auth.acceptor.ConnectionAuth` per
 aiohttp transport). Requests sealed with that context (``multipart/encrypted``, MS-WSMV 2.2.9.1.1)
 are opened and their answers sealed the same way. Every request body goes to the sans-IO
@@ -19,7 +20,8 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from harness.auth.acceptor import Acceptor, ConnectionAuth
-from harness.auth.encryption import is_encrypted, unwrap_message, wrap_message
+from harness.auth.credssp import seal
+from harness.auth.encryption import is_encrypted, parse_content_type, unwrap_message
 from harness.auth.errors import EncryptionError
 from harness.auth.users import LocalUser, UserDatabase
 from harness.cim.store import CimStore
@@ -138,7 +140,7 @@ async def handle_wsman(request: web.Request) -> web.Response:
             # The context's sequence numbers are now out of step: the client has to authenticate again.
             conn.reset()
             return web.Response(status=400, text=f"cannot decrypt the request: {exc.reason}")
-    elif not data and outcome.scheme == "negotiate":
+    elif not data and outcome.scheme in ("negotiate", "kerberos", "credssp"):
         # The authentication-only POST a client sends before sealing (pypsrp, pywinrm, the Windows
         # client): 200 with an empty body (observed Windows behaviour).
         return web.Response(status=200, headers=extra)
@@ -158,7 +160,9 @@ async def handle_wsman(request: web.Request) -> web.Response:
         status, body = await answer_request(request.app, service, data, principal,
                                             lambda: handle_with_receive_wait(service, data, principal))
     if sealed:
-        sealed_type, sealed_body = wrap_message(conn.context, body)
+        # The answer is sealed under the protocol of the request (SPNEGO, Kerberos or CredSSP;
+        # MS-WSMV 2.2.9.1.1), CredSSP in 16 KiB pieces (MS-WSMV 2.2.9.1.2).
+        sealed_type, sealed_body = seal(conn.context, body, parse_content_type(content_type)[0])
         return web.Response(status=status, body=sealed_body, headers={**extra, "Content-Type": sealed_type})
     return web.Response(status=status, body=body, headers={**extra, "Content-Type": SOAP_CONTENT_TYPE})
 
