@@ -33,7 +33,7 @@ from typing import Any, Literal
 from harness.capture.http1 import HttpMessage, extract_messages
 from harness.capture.reader import CaptureReadError, TcpStream, frames_from_bytes, read_frames, reassemble
 from harness.wire.wsman import WSManDecodeError, is_fault, parse_envelope, parse_fault
-from harness.wire.wsman.ns import NS_ENUMERATION, NS_TRANSFER
+from harness.wire.wsman.ns import NS_ENUMERATION, NS_TRANSFER, Action
 
 Verdict = Literal["pass", "fail", "encrypted", "info"]
 
@@ -205,8 +205,10 @@ def _pair_rules(req: _Decoded, resp: _Decoded) -> list[str]:
     if want and resp.report.relates_to != want:
         errors.append(f"RelatesTo {resp.report.relates_to!r} is not the request's MessageID {want!r}")
     action = req.report.action
+    # DSP0226 10.2.5: in pull delivery an idle subscription answers a Pull with a Heartbeat.
+    pull_heartbeat = action == Action.PULL and resp.report.action == Action.HEARTBEAT
     if (action and not resp.fault and action.startswith(_PAIRED_ACTION_PREFIXES)
-            and resp.report.action != action + "Response"):
+            and resp.report.action != action + "Response" and not pull_heartbeat):
         errors.append(f"response Action {resp.report.action!r} does not answer {action!r} "
                       f"(expected {action + 'Response'!r})")
     return errors

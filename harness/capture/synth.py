@@ -229,12 +229,51 @@ def _us(ts: float) -> int:
     return max(0, round(ts * 1_000_000))
 
 
+_MESSAGE_ID = re.compile(rb"<(?:[\w.-]+:)?MessageID\b[^>]*>\s*([^<\s]+)")
+_RELATES_TO = re.compile(rb"<(?:[\w.-]+:)?RelatesTo\b[^>]*>\s*([^<\s]+)")
+
+
+def _header_id(pattern: re.Pattern[bytes], body: bytes) -> bytes | None:
+    match = pattern.search(body, 0, 8192)
+    return match.group(1) if match else None
+
+
+def _connections(group: Sequence[Exchange]) -> list[list[Exchange]]:
+    """Split one (test, peer) conversation into HTTP/1.1 connections: a request sent while another
+    is still unanswered (a Pull waiting for events while the test creates one) cannot share its
+    connection (RFC 9112 9.3: responses come in request order), so it opens another. Responses
+    go to the connection whose request they answer (RelatesTo = MessageID, else the oldest)."""
+    conns: list[list[Exchange]] = []
+    waiting: dict[int, bytes | None] = {}  # connection index -> MessageID of its unanswered request
+    for ex in group:
+        if ex.direction == "request":
+            idle = next((i for i in range(len(conns)) if i not in waiting), None)
+            if idle is None:
+                conns.append([])
+                idle = len(conns) - 1
+            conns[idle].append(ex)
+            waiting[idle] = _header_id(_MESSAGE_ID, ex.body)
+            continue
+        relates = _header_id(_RELATES_TO, ex.body)
+        target = next((i for i, mid in waiting.items() if relates is not None and mid == relates), None)
+        if target is None:
+            target = min(waiting) if waiting else None
+        if target is None:  # a response without a request: keep it on the first connection
+            if not conns:
+                conns.append([])
+            target = 0
+        conns[target].append(ex)
+        waiting.pop(target, None)
+    return [c for c in conns if c]
+
+
 def group_conversations(exchanges: Sequence[Exchange]) -> list[list[Exchange]]:
-    """Exchanges grouped by (test id, peer), groups in order of their first exchange."""
+    """Exchanges grouped by (test id, peer) and split into HTTP connections, in time order."""
     groups: dict[tuple[str | None, str], list[Exchange]] = {}
     for ex in exchanges:
         groups.setdefault((ex.test_id, ex.peer), []).append(ex)
-    return sorted(groups.values(), key=lambda g: g[0].timestamp)
+    conns = [conn for group in groups.values() for conn in _connections(group)]
+    return sorted(conns, key=lambda g: g[0].timestamp)
 
 
 def synthesise(exchanges: Sequence[Exchange], *, mss: int = DEFAULT_MSS, linktype: int = LINKTYPE_ETHERNET,

@@ -125,17 +125,17 @@ class SubscriptionManagerServer:
             await asyncio.wait_for(self._changed.wait_for(done), timeout)
 
     # ------------------------------------------------------------------------------ HTTP
-    def _tap(self, direction: Direction, body: bytes, peer: str) -> None:
+    def _tap(self, direction: Direction, body: bytes, peer: str, status: int | None = None) -> None:
         if self.tap is not None:
             self.tap.record(protocol="wsman-subscription-manager", direction=direction, peer=peer, headers={},
-                            body=body)
+                            body=body, status=status)
 
     async def _handle(self, request: web.Request) -> web.Response:
         data = await request.content.read(MAX_MESSAGE_BYTES + 1)
         peer = request.remote or ""
         self._tap("request", data, peer)
         status, body = self.answer(data)
-        self._tap("response", body, peer)
+        self._tap("response", body, peer, status)
         async with self._changed:
             self._changed.notify_all()
         return web.Response(status=status, body=body, headers={"Content-Type": SOAP_CONTENT_TYPE})

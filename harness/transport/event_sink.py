@@ -95,31 +95,34 @@ class EventSink:
                 ev.parse_heartbeat(env)
                 self.record.heartbeats += 1
                 self.record.kinds.append("heartbeat")
-                return await self._done(web.Response(status=200))
+                return await self._done(web.Response(status=200), request)
             if action == Action.DROPPED_EVENTS:
                 self.record.dropped.append(ev.parse_dropped_events(env))
                 self.record.kinds.append("dropped")
-                return await self._done(web.Response(status=200))
+                return await self._done(web.Response(status=200), request)
             if action == Action.SUBSCRIPTION_END:
                 self.record.ends.append(ev.parse_subscription_end(env))
                 self.record.kinds.append("end")
-                return await self._done(web.Response(status=200))
+                return await self._done(web.Response(status=200), request)
             message = ev.parse_event_message(env)
         except WSManDecodeError as exc:
             self.record.malformed.append(exc.reason)
-            return await self._done(web.Response(status=400, text=exc.reason))
+            return await self._done(web.Response(status=400, text=exc.reason), request)
         if message.ack_requested and not self.acknowledge:
             self.record.refused += 1
-            return await self._done(web.Response(status=503, text="not acknowledging"))
+            return await self._done(web.Response(status=503, text="not acknowledging"), request)
         self.record.messages.append(message)
         self.record.kinds.extend("event" for _ in message.events)
         if not message.ack_requested:
-            return await self._done(web.Response(status=200))
+            return await self._done(web.Response(status=200), request)
         ack = ev.build_ack(message.message_id or "", to=ANONYMOUS)
-        self._tap("response", ack, request.remote or "")
-        return await self._done(web.Response(status=200, body=ack, headers={"Content-Type": SOAP_CONTENT_TYPE}))
+        return await self._done(web.Response(status=200, body=ack, headers={"Content-Type": SOAP_CONTENT_TYPE}),
+                                request)
 
-    async def _done(self, response: web.Response) -> web.Response:
+    async def _done(self, response: web.Response, request: web.Request) -> web.Response:
+        """Record the answer (with its HTTP status, as the capture synthesiser needs) and wake waiters."""
+        body = response.body if isinstance(response.body, bytes) else b""
+        self._tap("response", body, request.remote or "", response.status)
         async with self._changed:
             self._changed.notify_all()
         return response

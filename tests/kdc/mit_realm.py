@@ -3,9 +3,9 @@
 :func:`mit_realm` builds realm ``WMH.TEST`` in a private directory: generated ``krb5.conf`` and
 ``kdc.conf`` (nothing machine-wide is read: ``KRB5_CONFIG`` / ``KRB5_KDC_PROFILE`` point at them),
 a database created with ``kdb5_util create -s`` and a random master password, the principals
-``wmh@WMH.TEST`` (password chosen here) and ``HTTP/localhost@WMH.TEST`` (random key, exported to a
-keytab), and ``krb5kdc -n`` listening on a free loopback port (TCP and UDP). Every wait is bounded;
-the KDC is terminated (then killed) on exit.
+``wmh@WMH.TEST`` (password chosen here) and ``HTTP/localhost@WMH.TEST`` with its ``host/`` and
+``WSMAN/`` siblings (random keys, exported to one keytab), and ``krb5kdc -n`` listening on a free
+loopback port (TCP and UDP). Every wait is bounded; the KDC is terminated (then killed) on exit.
 
 The environment is never changed here: :attr:`Realm.client_env` / :attr:`Realm.server_env` are the
 variables to hand to a subprocess or to a scoped ``monkeypatch`` only.
@@ -167,10 +167,13 @@ def mit_realm(directory: Path) -> Iterator[Realm]:
     keytab = directory / "http.keytab"
     kdb5_util, kadmin, krb5kdc = (str(find_program(n)) for n in ("kdb5_util", "kadmin.local", "krb5kdc"))
     _run([kdb5_util, "create", "-s", "-r", REALM, "-P", secrets.token_urlsafe(24)], env)
-    for query in (f"addprinc -pw {password} {USER}@{REALM}",
-                  f"addprinc -randkey HTTP/{SERVICE_HOST}@{REALM}",
-                  f"addprinc -randkey HTTP/127.0.0.1@{REALM}",
-                  f"ktadd -k {keytab} HTTP/{SERVICE_HOST}@{REALM} HTTP/127.0.0.1@{REALM}"):
+    # HTTP/ is the SPN class of WinRM; HOST/ and WSMAN/ are the other ones a Windows machine account
+    # carries and that clients ask for (pypsrp defaults to HOST/, the Windows client tries WSMAN/).
+    services = [f"{cls}/{host}@{REALM}" for cls in ("HTTP", "host", "WSMAN") for host in (SERVICE_HOST, "127.0.0.1")]
+    queries = [f"addprinc -pw {password} {USER}@{REALM}"]
+    queries += [f"addprinc -randkey {name}" for name in services]
+    queries.append(f"ktadd -k {keytab} {' '.join(services)}")
+    for query in queries:
         _run([kadmin, "-r", REALM, "-q", query], env)
     log = directory / "kdc.log"
     process = subprocess.Popen([krb5kdc, "-n", "-r", REALM], env=env, stdin=subprocess.DEVNULL,
