@@ -25,6 +25,8 @@ def test_overlapping_requests_get_separate_connections_and_pair_by_relates_to():
 
 
 def test_sequential_exchanges_share_one_connection():
-    a, a_ok = _ex("request", 1, "<a:MessageID>uuid:A</a:MessageID>"), _ex("response", 2, "<a:RelatesTo>uuid:A</a:RelatesTo>")
-    b, b_ok = _ex("request", 3, "<a:MessageID>uuid:B</a:MessageID>"), _ex("response", 4, "<a:RelatesTo>uuid:B</a:RelatesTo>")
+    a = _ex("request", 1, "<a:MessageID>uuid:A</a:MessageID>")
+    a_ok = _ex("response", 2, "<a:RelatesTo>uuid:A</a:RelatesTo>")
+    b = _ex("request", 3, "<a:MessageID>uuid:B</a:MessageID>")
+    b_ok = _ex("response", 4, "<a:RelatesTo>uuid:B</a:RelatesTo>")
     assert group_conversations([a, a_ok, b, b_ok]) == [[a, a_ok, b, b_ok]]
