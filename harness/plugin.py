@@ -212,13 +212,18 @@ def wm_tap(request: pytest.FixtureRequest) -> Tap:
     return _state(request.config).tap
 
 
+def _mock_or_skip(target: Target, request: pytest.FixtureRequest, why: str) -> Any:
+    """The built-in mock behind ``target``; skips the test (NOT_SUPPORTED_PREFIX + ``why``) on a real target."""
+    mock = _state(request.config).mocks.get(target.name)
+    if not target.is_mock or mock is None:
+        pytest.skip(NOT_SUPPORTED_PREFIX + why)
+    return mock
+
+
 @pytest.fixture(scope="session")
 def wm_mock_store(wm_target: Target, request: pytest.FixtureRequest) -> Any:
     """The CIM store behind the mock target (only for self-checks; real targets skip)."""
-    state = _state(request.config)
-    mock = state.mocks.get(wm_target.name)
-    if not wm_target.is_mock or mock is None:
-        pytest.skip(NOT_SUPPORTED_PREFIX + " the CIM store is only reachable on the built-in mock")
+    mock = _mock_or_skip(wm_target, request, " the CIM store is only reachable on the built-in mock")
     return mock.store
 
 
@@ -226,10 +231,7 @@ def wm_mock_store(wm_target: Target, request: pytest.FixtureRequest) -> Any:
 def wm_mock_config(wm_target: Target, request: pytest.FixtureRequest) -> Any:
     """The built-in mock's settings (``MockConfig``: listener auth policy, users), for suites that
     switch Windows policy knobs; real targets skip. Tests restore what they change."""
-    state = _state(request.config)
-    mock = state.mocks.get(wm_target.name)
-    if not wm_target.is_mock or mock is None:
-        pytest.skip(NOT_SUPPORTED_PREFIX + " listener policy can only be changed on the built-in mock")
+    mock = _mock_or_skip(wm_target, request, " listener policy can only be changed on the built-in mock")
     return mock.config
 
 
@@ -237,10 +239,7 @@ def wm_mock_config(wm_target: Target, request: pytest.FixtureRequest) -> Any:
 def wm_mock_server(wm_target: Target, request: pytest.FixtureRequest) -> Any:
     """The built-in mock itself (``harness.targets.mock.runner.MockServerThread``), for mock-only
     checks of its insides (leaked contexts, tasks, connections: MS-WMOD 2.10.1); real targets skip."""
-    state = _state(request.config)
-    mock = state.mocks.get(wm_target.name)
-    if not wm_target.is_mock or mock is None:
-        pytest.skip(NOT_SUPPORTED_PREFIX + " the server's insides are only reachable on the built-in mock")
+    mock = _mock_or_skip(wm_target, request, " the server's insides are only reachable on the built-in mock")
     return mock
 
 
@@ -249,10 +248,7 @@ def wm_mock_eventing(wm_target: Target, request: pytest.FixtureRequest) -> Itera
     """The built-in mock's eventing handle (:class:`harness.targets.mock.publisher.MockEventing`):
     advance its event clock, point its publisher at a subscription manager (MS-WSMV 3.1.4.1.30).
     Real targets skip. The publisher is pointed at nothing again afterwards."""
-    state = _state(request.config)
-    mock = state.mocks.get(wm_target.name)
-    if not wm_target.is_mock or mock is None:
-        pytest.skip(NOT_SUPPORTED_PREFIX + " the event clock and publisher are only reachable on the built-in mock")
+    mock = _mock_or_skip(wm_target, request, " the event clock and publisher are only reachable on the built-in mock")
     from harness.targets.mock.publisher import MockEventing
 
     eventing = MockEventing(mock.config)

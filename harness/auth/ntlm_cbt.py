@@ -32,11 +32,16 @@ def binding_hash(application_data: bytes) -> bytes:
     return hashlib.md5(packed).digest()
 
 
+def find_ntlm_message(token: bytes, message_type: int) -> bytes | None:
+    """The NTLM message of ``message_type`` (1 NEGOTIATE, 2 CHALLENGE, 3 AUTHENTICATE; MS-NLMP 2.2.1)
+    in a raw NTLM token or inside a SPNEGO token: from its ``NTLMSSP\\0`` signature to the end."""
+    index = token.find(NTLM_SIGNATURE + struct.pack("<I", message_type))
+    return None if index < 0 else token[index:]
+
+
 def find_authenticate(token: bytes) -> bytes | None:
     """The NTLM AUTHENTICATE message in a raw NTLM token or inside a SPNEGO NegTokenResp."""
-    marker = NTLM_SIGNATURE + struct.pack("<I", AUTHENTICATE_TYPE)
-    index = token.find(marker)
-    return None if index < 0 else token[index:]
+    return find_ntlm_message(token, AUTHENTICATE_TYPE)
 
 
 def channel_bindings_of(token: bytes) -> tuple[BindingState, bytes | None]:

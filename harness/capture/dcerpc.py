@@ -43,6 +43,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Literal
 
+from harness.auth.ntlm_cbt import find_ntlm_message
 from harness.capture.reader import HalfStream, TcpStream
 from harness.wire.dcom.ndr import NdrError
 from harness.wire.dcom.orpc import (
@@ -210,12 +211,7 @@ def split_pdus(half: HalfStream) -> tuple[list[tuple[int, bytes]], list[str]]:
 def _ntlm_message(token: bytes, message_type: int) -> bytes | None:
     """The NTLM message of ``message_type`` in an auth_value (raw for WINNT, inside SPNEGO for
     GSS_NEGOTIATE; MS-RPCE 2.2.1.1.7)."""
-    start = token.find(NTLM_SIGNATURE)
-    while start >= 0:
-        if len(token) >= start + 12 and struct.unpack_from("<I", token, start + 8)[0] == message_type:
-            return token[start:]
-        start = token.find(NTLM_SIGNATURE, start + 1)
-    return None
+    return find_ntlm_message(token, message_type)
 
 
 @dataclass

@@ -43,6 +43,7 @@ from spnego._ntlm_raw.crypto import RC4Handle, ntowfv1
 
 from harness.auth.encryption import SPNEGO_PROTOCOL, parse_body, parse_content_type
 from harness.auth.errors import EncryptionError
+from harness.auth.ntlm_cbt import find_ntlm_message
 from harness.capture.check import Decryptor, NotDecryptable, register_decryptor_factory
 from harness.capture.http1 import HttpMessage, extract_messages
 from harness.capture.reader import TcpStream
@@ -92,12 +93,7 @@ def ntlm_token(header_value: str | None, message_type: int) -> bytes | None:
         token = base64.b64decode(match.group(1), validate=True)
     except (binascii.Error, ValueError):
         return None
-    start = token.find(NTLM_SIGNATURE)
-    while start >= 0:
-        if len(token) >= start + 12 and struct.unpack_from("<I", token, start + 8)[0] == message_type:
-            return token[start:]
-        start = token.find(NTLM_SIGNATURE, start + 1)
-    return None
+    return find_ntlm_message(token, message_type)
 
 
 @dataclass(frozen=True)

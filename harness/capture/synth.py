@@ -31,7 +31,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
@@ -164,8 +164,13 @@ def _client_ip(local: str, server_ip: str) -> str:
 
 
 @dataclass
-class _Stream:
-    """One synthesised TCP connection while it is being laid out."""
+class SynthStream:
+    """One synthesised TCP connection while it is being laid out (used for the HTTP conversations
+    here and for the DCE/RPC ones in :mod:`harness.capture.dcerpc_synth`).
+
+    Sequence numbers advance by the payload and by one for SYN and FIN (RFC 9293 3.4); the receiver
+    acknowledges at least every :data:`ACK_EVERY` segments and after the last one of a message.
+    """
 
     linktype: int
     mss: int
@@ -191,7 +196,7 @@ class _Stream:
         seg = tcp_segment(src, dst, sp, dp, seq, ack, flags, payload, mss=self.mss if mss_option else None)
         side = 0 if from_client else 1
         ip = ipv4_packet(src, dst, self.ip_id[side], seg, ttl=64 if from_client else 128)
-        self.ip_id[side] += 1
+        self.ip_id[side] = (self.ip_id[side] + 1) & 0xFFFF
         if self.linktype == LINKTYPE_ETHERNET:
             frame = ethernet_frame(SERVER_MAC if from_client else CLIENT_MAC,
                                    CLIENT_MAC if from_client else SERVER_MAC, ip)
@@ -205,11 +210,13 @@ class _Stream:
             self.s_seq = (self.s_seq + advance) & 0xFFFFFFFF
 
     def handshake(self, at: int, comment: str) -> None:
+        """SYN (with the MSS option), SYN+ACK, ACK (RFC 9293 3.5)."""
         self.emit(True, TCP_SYN, at=at, mss_option=True, comment=comment)
         self.emit(False, TCP_SYN | TCP_ACK, mss_option=True)
         self.emit(True, TCP_ACK)
 
     def message(self, from_client: bool, data: bytes, at: int) -> None:
+        """``data`` segmented at the MSS, PSH on the last segment, acknowledged by the peer."""
         first = True
         for i, off in enumerate(range(0, len(data), self.mss), 1):
             chunk = data[off:off + self.mss]
@@ -220,13 +227,60 @@ class _Stream:
                 self.emit(not from_client, TCP_ACK)
 
     def teardown(self) -> None:
+        """FIN+ACK from each side, then the last ACK (RFC 9293 3.6)."""
         self.emit(True, TCP_FIN | TCP_ACK)
         self.emit(False, TCP_FIN | TCP_ACK)
         self.emit(True, TCP_ACK)
 
 
-def _us(ts: float) -> int:
+def timestamp_us(ts: float) -> int:
+    """A tap timestamp (seconds) as the non-negative microseconds of a pcapng packet."""
     return max(0, round(ts * 1_000_000))
+
+
+def check_layout(mss: int, linktype: int) -> None:
+    """SynthError unless ``mss`` fits an IPv4/TCP segment and ``linktype`` is Ethernet or raw IPv4."""
+    if not 1 <= mss <= 65495:
+        raise SynthError(f"MSS {mss} outside 1..65495")
+    if linktype not in (LINKTYPE_ETHERNET, LINKTYPE_RAW):
+        raise SynthError(f"link type {linktype} not supported (1 = Ethernet, 101 = raw IPv4)")
+
+
+def merge_in_time_order(sequences: Iterable[Sequence[Packet]]) -> list[Packet]:
+    """Packets of several connections merged by timestamp; ties keep the order of the sequences and,
+    within one, the order of its packets (each connection keeps its own order)."""
+    merged = [(p.timestamp_us, n, i, p) for n, packets in enumerate(sequences) for i, p in enumerate(packets)]
+    merged.sort(key=lambda t: (t[0], t[1], t[2]))
+    return [t[3] for t in merged]
+
+
+def write_packets(packets: Sequence[Packet], path: Path, linktype: int) -> int:
+    """Write ``packets`` as pcapng to ``path`` (through a ``.part`` file, replaced at the end); the count."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    with tmp.open("wb") as out:
+        count = PcapngWriter(out, linktype).write_all(packets)
+    tmp.replace(path)
+    return count
+
+
+#: A capture writer: (exchanges, path, secrets=...) -> packet count.
+CaptureWriter = Callable[..., int]
+
+
+def write_session_captures_with(write: CaptureWriter, results: Iterable[tuple[str, Sequence[Exchange]]],
+                                all_exchanges: Sequence[Exchange], out_dir: Path,
+                                secrets: Iterable[str] = ()) -> dict[str, str]:
+    """One capture per test plus ``all.pcapng`` under ``out_dir``, each written by ``write``;
+    returns nodeid -> file name."""
+    secret_list = [s for s in secrets if s]
+    names: dict[str, str] = {}
+    for nodeid, wire in results:
+        name = capture_name(nodeid)
+        write(list(wire), out_dir / name, secrets=secret_list)
+        names[nodeid] = name
+    write(list(all_exchanges), out_dir / "all.pcapng", secrets=secret_list)
+    return names
 
 
 _MESSAGE_ID = re.compile(rb"<(?:[\w.-]+:)?MessageID\b[^>]*>\s*([^<\s]+)")
@@ -283,13 +337,10 @@ def synthesise(exchanges: Sequence[Exchange], *, mss: int = DEFAULT_MSS, linktyp
     Response exchanges without an HTTP status cannot be framed and raise :class:`SynthError`;
     a request without a recorded response (the transport failed) is written alone.
     """
-    if not 1 <= mss <= 65495:
-        raise SynthError(f"MSS {mss} outside 1..65495")
-    if linktype not in (LINKTYPE_ETHERNET, LINKTYPE_RAW):
-        raise SynthError(f"link type {linktype} not supported (1 = Ethernet, 101 = raw IPv4)")
+    check_layout(mss, linktype)
     secret_list = [s for s in secrets if s]
     used: set[tuple[bytes, int, bytes, int]] = set()
-    streams: list[_Stream] = []
+    streams: list[SynthStream] = []
     for group in group_conversations(exchanges):
         first = group[0]
         host, sport, _, _ = _host_port(first.peer)
@@ -303,35 +354,27 @@ def synthesise(exchanges: Sequence[Exchange], *, mss: int = DEFAULT_MSS, linktyp
             cport = EPHEMERAL_LOW + (cport - EPHEMERAL_LOW + 1) % EPHEMERAL_COUNT
         used.add((client, cport, server, sport))
         seed = _stable(f"isn|{first.test_id}|{first.peer}")
-        stream = _Stream(linktype, mss, client, server, cport, sport,
-                         c_seq=seed, s_seq=(seed * 2654435761) & 0xFFFFFFFF)
-        start = _us(first.timestamp)
+        stream = SynthStream(linktype, mss, client, server, cport, sport,
+                             c_seq=seed, s_seq=(seed * 2654435761) & 0xFFFFFFFF)
+        start = timestamp_us(first.timestamp)
         note = f"wm-harness synthesised from tap records; test {first.test_id}"
         if urlsplit(first.peer).scheme == "https":
             note += "; TLS not shown: the HTTP messages as the client saw them"
         stream.handshake(max(0, start - 300), note)
         for ex in group:
             if ex.direction == "request":
-                stream.message(True, http_request_bytes(ex, secret_list), _us(ex.timestamp))
+                stream.message(True, http_request_bytes(ex, secret_list), timestamp_us(ex.timestamp))
             else:
-                stream.message(False, http_response_bytes(ex, secret_list), _us(ex.timestamp))
+                stream.message(False, http_response_bytes(ex, secret_list), timestamp_us(ex.timestamp))
         stream.teardown()
         streams.append(stream)
-    merged = [(p.timestamp_us, n, i, p) for n, s in enumerate(streams) for i, p in enumerate(s.packets)]
-    merged.sort(key=lambda t: (t[0], t[1], t[2]))
-    return [t[3] for t in merged]
+    return merge_in_time_order(s.packets for s in streams)
 
 
 def write_capture(exchanges: Sequence[Exchange], path: Path, *, mss: int = DEFAULT_MSS,
                   linktype: int = LINKTYPE_ETHERNET, secrets: Iterable[str] = ()) -> int:
     """Synthesise ``exchanges`` and write them as pcapng to ``path``; returns the packet count."""
-    packets = synthesise(exchanges, mss=mss, linktype=linktype, secrets=secrets)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    with tmp.open("wb") as out:
-        count = PcapngWriter(out, linktype).write_all(packets)
-    tmp.replace(path)
-    return count
+    return write_packets(synthesise(exchanges, mss=mss, linktype=linktype, secrets=secrets), path, linktype)
 
 
 def capture_name(nodeid: str) -> str:
@@ -343,11 +386,4 @@ def capture_name(nodeid: str) -> str:
 def write_session_captures(results: Iterable[tuple[str, Sequence[Exchange]]], all_exchanges: Sequence[Exchange],
                            out_dir: Path, secrets: Iterable[str] = ()) -> dict[str, str]:
     """One capture per test plus ``all.pcapng`` under ``out_dir``; returns nodeid -> file name."""
-    secret_list = [s for s in secrets if s]
-    names: dict[str, str] = {}
-    for nodeid, wire in results:
-        name = capture_name(nodeid)
-        write_capture(list(wire), out_dir / name, secrets=secret_list)
-        names[nodeid] = name
-    write_capture(list(all_exchanges), out_dir / "all.pcapng", secrets=secret_list)
-    return names
+    return write_session_captures_with(write_capture, results, all_exchanges, out_dir, secrets)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Mapping
 
 from harness.cim.errors import CimError, CimStatus
 
@@ -169,14 +170,20 @@ def _parse_rights(text: str) -> int:
         if value >= 1 << 32:
             raise SddlError(f"access mask {text} out of range")
         return value
+    return _alias_mask(text, RIGHTS, "rights", "access right")
+
+
+def _alias_mask(text: str, table: Mapping[str, int], plural: str, singular: str) -> int:
+    """OR of the bits of a run of two-letter SDDL aliases (``"RPWP"``, ``"CIOI"``; MS-DTYP 2.5.1.1);
+    SddlError on an odd length or an alias not in ``table``."""
     if len(text) % 2:
-        raise SddlError(f"invalid rights {text!r}")
+        raise SddlError(f"invalid {plural} {text!r}")
     mask = 0
     for i in range(0, len(text), 2):
         alias = text[i : i + 2].upper()
-        if alias not in RIGHTS:
-            raise SddlError(f"unknown access right {alias!r}")
-        mask |= RIGHTS[alias]
+        if alias not in table:
+            raise SddlError(f"unknown {singular} {alias!r}")
+        mask |= table[alias]
     return mask
 
 
@@ -200,14 +207,7 @@ def _ace_bytes(ace: str) -> bytes:
         raise SddlError(f"unsupported ACE type {ace_type!r}")
     if object_guid or inherit_guid:
         raise SddlError("object ACEs are not supported")
-    if len(flags) % 2:
-        raise SddlError(f"invalid ACE flags {flags!r}")
-    flag_value = 0
-    for i in range(0, len(flags), 2):
-        alias = flags[i : i + 2].upper()
-        if alias not in ACE_FLAGS:
-            raise SddlError(f"unknown ACE flag {alias!r}")
-        flag_value |= ACE_FLAGS[alias]
+    flag_value = _alias_mask(flags, ACE_FLAGS, "ACE flags", "ACE flag")
     sid_bytes = sid_to_bytes(sid)
     size = 8 + len(sid_bytes)
     return struct.pack("<BBHI", ACE_TYPES[ace_type.upper()], flag_value, size, _parse_rights(rights)) + sid_bytes

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import pywbem
 
@@ -43,6 +43,23 @@ MethodProvider = Callable[
 Listener = Callable[[StoreChange], None]
 #: Receives (namespace, event instance) for every extrinsic event (see CimStore.raise_extrinsic).
 ExtrinsicListener = Callable[[str, pywbem.CIMInstance], None]
+_L = TypeVar("_L", Listener, ExtrinsicListener)
+
+
+def _own_feature(feature: Any, classname: str) -> Any:
+    """A property or method defined or overridden by ``classname``: its origin is set (when not
+    already) and it is not propagated (DSP0004 5.1.2.10). Returns ``feature``."""
+    feature.class_origin = feature.class_origin or classname
+    feature.propagated = False
+    return feature
+
+
+def _propagate_qualifiers(override: Any, inherited: Any) -> None:
+    """Copy onto an overriding feature the superclass feature's qualifiers with the ToSubclass
+    flavor that it does not redefine (DSP0004 5.6.1.3)."""
+    for qname, q in inherited.qualifiers.items():
+        if q.tosubclass is not False and qname not in override.qualifiers:
+            override.qualifiers[qname] = q.copy()
 
 
 def _filetime_now() -> int:
@@ -195,39 +212,27 @@ class CimStore:
                 props[name] = inherited
             else:
                 merged = local.copy()
-                for qname, q in pprop.qualifiers.items():
-                    if q.tosubclass is not False and qname not in merged.qualifiers:
-                        merged.qualifiers[qname] = q.copy()
+                _propagate_qualifiers(merged, pprop)
                 if merged.value is None and pprop.value is not None:
                     merged.value = copy.deepcopy(pprop.value)
-                merged.class_origin = merged.class_origin or cls.classname
-                merged.propagated = False
-                props[name] = merged
+                props[name] = _own_feature(merged, cls.classname)
         for name, lprop in resolved.properties.items():
             if name not in props:
-                lprop.class_origin = lprop.class_origin or cls.classname
-                lprop.propagated = False
-                props[name] = lprop
+                props[name] = _own_feature(lprop, cls.classname)
         resolved.properties = props
         methods = pywbem.NocaseDict()
         for name, pmeth in parent.methods.items():
             if name in cls.methods:
                 local_m = cls.methods[name].copy()
-                for qname, q in pmeth.qualifiers.items():
-                    if q.tosubclass is not False and qname not in local_m.qualifiers:
-                        local_m.qualifiers[qname] = q.copy()
-                local_m.class_origin = local_m.class_origin or cls.classname
-                local_m.propagated = False
-                methods[name] = local_m
+                _propagate_qualifiers(local_m, pmeth)
+                methods[name] = _own_feature(local_m, cls.classname)
             else:
                 inherited_m = pmeth.copy()
                 inherited_m.propagated = True
                 methods[name] = inherited_m
         for name, lmeth in resolved.methods.items():
             if name not in methods:
-                lmeth.class_origin = lmeth.class_origin or cls.classname
-                lmeth.propagated = False
-                methods[name] = lmeth
+                methods[name] = _own_feature(lmeth, cls.classname)
         resolved.methods = methods
         return resolved
 
@@ -603,13 +608,17 @@ class CimStore:
     # ------------------------------------------------------------------ listeners
     def add_listener(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener`` after every successful write; returns the unsubscribe function."""
+        return self._register(self._listeners, listener)
+
+    def _register(self, registry: list[_L], listener: _L) -> Callable[[], None]:
+        """Append ``listener`` to ``registry`` under the store lock; returns the (idempotent) unsubscribe."""
         with self._lock:
-            self._listeners.append(listener)
+            registry.append(listener)
 
         def unsubscribe() -> None:
             with self._lock:
-                if listener in self._listeners:
-                    self._listeners.remove(listener)
+                if listener in registry:
+                    registry.remove(listener)
 
         return unsubscribe
 
@@ -624,15 +633,7 @@ class CimStore:
 
     def add_extrinsic_listener(self, listener: ExtrinsicListener) -> Callable[[], None]:
         """Call ``listener(namespace, event)`` for every extrinsic event raised; returns the unsubscribe."""
-        with self._lock:
-            self._extrinsic_listeners.append(listener)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if listener in self._extrinsic_listeners:
-                    self._extrinsic_listeners.remove(listener)
-
-        return unsubscribe
+        return self._register(self._extrinsic_listeners, listener)
 
     def raise_extrinsic(self, namespace: str, event: pywbem.CIMInstance) -> None:
         """Deliver an extrinsic event (an instance of a subclass of ``__ExtrinsicEvent``, WMI event

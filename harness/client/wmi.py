@@ -98,6 +98,14 @@ def _class_object(objref: bytes) -> WmiClass | WmiInstance:
         raise NdrError(f"bad MS-WMIO object: {exc}") from exc
 
 
+def _call_result_and_status(r: NdrReader) -> int:
+    """Read past the optional ppCallResult (IWbemCallResult, MS-WMI 3.1.4.3: only semisynchronous
+    calls return one) and return the call's HRESULT."""
+    if r.referent("ppCallResult"):
+        r.interface_pointer("ppCallResult")
+    return r.u32("HRESULT")
+
+
 def to_pywbem(obj: WmiClass | WmiInstance) -> pywbem.CIMInstance | pywbem.CIMClass:
     return to_pywbem_instance(obj) if isinstance(obj, WmiInstance) else to_pywbem_class(obj)
 
@@ -330,6 +338,11 @@ class WmiClient:
 
     async def get_object(self, path: str) -> pywbem.CIMInstance | pywbem.CIMClass:
         """IWbemServices::GetObject (MS-WMI 3.1.4.3.4)."""
+        return to_pywbem(await self._get_object(path))
+
+    async def _get_object(self, path: str) -> WmiClass | WmiInstance:
+        """IWbemServices::GetObject (MS-WMI 3.1.4.3.4), synchronous call (lFlags 0, no context, no
+        call result): the decoded class or instance; WmiError on a failing HRESULT or no object."""
         w = _orpc()
         w.bstr(path)
         w.i32(0)
@@ -338,12 +351,10 @@ class WmiClient:
         w.referent(False)
         r = await self._call(IID_IWBEM_SERVICES, 6, w, self.services)
         ref = r.interface_pointer("ppObject") if r.referent("ppObject") else None
-        if r.referent("ppCallResult"):
-            r.interface_pointer("ppCallResult")
-        status = r.u32("HRESULT")
+        status = _call_result_and_status(r)
         if status != 0 or ref is None:
             raise WmiError("GetObject", status, path)
-        return to_pywbem(_class_object(ref))
+        return _class_object(ref)
 
     async def _enum_call(self, opnum: int, w: NdrWriter, what: str) -> WmiEnumerator:
         r = await self._call(IID_IWBEM_SERVICES, opnum, w, self.services)
@@ -426,9 +437,7 @@ class WmiClient:
         w.interface_pointer(None)
         w.referent(False)
         r = await self._call(IID_IWBEM_SERVICES, 14, w, self.services)
-        if r.referent("ppCallResult"):
-            r.interface_pointer("ppCallResult")
-        status = r.u32("HRESULT")
+        status = _call_result_and_status(r)
         if status != 0:
             raise WmiError("PutInstance", status)
 
@@ -441,9 +450,7 @@ class WmiClient:
         w.interface_pointer(None)
         w.referent(False)
         r = await self._call(IID_IWBEM_SERVICES, 16, w, self.services)
-        if r.referent("ppCallResult"):
-            r.interface_pointer("ppCallResult")
-        status = r.u32("HRESULT")
+        status = _call_result_and_status(r)
         if status != 0:
             raise WmiError("DeleteInstance", status, text)
 
@@ -472,9 +479,7 @@ class WmiClient:
         w.referent(False)
         r = await self._call(IID_IWBEM_SERVICES, 24, w, self.services)
         out_ref = r.interface_pointer("ppOutParams") if r.referent("ppOutParams") else None
-        if r.referent("ppCallResult"):
-            r.interface_pointer("ppCallResult")
-        status = r.u32("HRESULT")
+        status = _call_result_and_status(r)
         if status != 0:
             raise WmiError("ExecMethod", status, f"{path}.{method}")
         if out_ref is None:
@@ -485,20 +490,7 @@ class WmiClient:
         return {str(p.name): p.value for p in to_pywbem_instance(out).properties.values()}
 
     async def _wmi_class(self, classname: str) -> WmiClass:
-        w = _orpc()
-        w.bstr(classname)
-        w.i32(0)
-        w.interface_pointer(None)
-        w.referent(False)
-        w.referent(False)
-        r = await self._call(IID_IWBEM_SERVICES, 6, w, self.services)
-        ref = r.interface_pointer("ppObject") if r.referent("ppObject") else None
-        if r.referent("ppCallResult"):
-            r.interface_pointer("ppCallResult")
-        status = r.u32("HRESULT")
-        if status != 0 or ref is None:
-            raise WmiError("GetObject", status, classname)
-        obj = _class_object(ref)
+        obj = await self._get_object(classname)
         if not isinstance(obj, WmiClass):
             raise WmiError("GetObject", 0x80041010, f"{classname} is not a class")
         return obj

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from lxml import etree
 
+from harness.transport.http_listener import start_listener
 from harness.transport.tap import Direction, Tap
 from harness.wire.wsman import eventing as ev
 from harness.wire.wsman import messages as msg
@@ -101,13 +102,7 @@ class SubscriptionManagerServer:
     async def __aenter__(self) -> SubscriptionManagerServer:
         app = web.Application(client_max_size=MAX_MESSAGE_BYTES)
         app.router.add_post(PATH, self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        server = site._server
-        assert isinstance(server, asyncio.base_events.Server)
-        self.port = server.sockets[0].getsockname()[1]
+        self._runner, self.port = await start_listener(app, self.host, self.port)
         self.url = f"http://{self.host}:{self.port}{PATH}"
         return self
 

@@ -53,6 +53,51 @@ def _signed_parts(data: bytes) -> tuple[bytes, tuple[int, int], bytes]:
     return data[:start], (start, end), trailer
 
 
+def _received_parts(data: bytes) -> tuple[bytes, tuple[int, int], bytes, bytes, int]:
+    """(octets before the stub, stub span, sec_trailer, signature, auth_length) of a received PDU
+    carrying a verifier (MS-RPCE 2.2.2.11); RpcAuthError when it cannot hold a 16-octet signature."""
+    auth_len = int(struct.unpack_from("<H", data, 10)[0])
+    if auth_len < SIGNATURE_SIZE:
+        raise RpcAuthError("verifier too short for a signature")
+    try:
+        pre, span, trailer = _signed_parts(data)
+    except PduError as exc:
+        raise RpcAuthError(exc.reason) from exc
+    signature = data[len(data) - auth_len:len(data) - auth_len + SIGNATURE_SIZE]
+    return pre, span, trailer, signature, auth_len
+
+
+def _spnego_protect(ctx: Any, data: bytes, level: int) -> bytes:
+    """Sign (PKT_INTEGRITY) or seal (PKT_PRIVACY) a PDU with a pyspnego context: the header and the
+    sec_trailer are signed only, the stub is encrypted in place (MS-RPCE 2.2.2.11, 3.3.1.5.2)."""
+    pre, (start, end), trailer = _signed_parts(data)
+    if level == AuthLevel.PKT_PRIVACY:
+        res = ctx.wrap_iov([
+            IOVBuffer(BufferType.sign_only, pre), IOVBuffer(BufferType.data, data[start:end]),
+            IOVBuffer(BufferType.sign_only, trailer), IOVBuffer(BufferType.header, None),
+        ])
+        return (data[:start] + (res.buffers[1].data or b"") + data[end:len(data) - SIGNATURE_SIZE]
+                + (res.buffers[3].data or b""))
+    body = data[:len(data) - SIGNATURE_SIZE]
+    return body + bytes(ctx.sign(body))
+
+
+def _spnego_unprotect(ctx: Any, data: bytes, level: int) -> bytes:
+    """Verify (and decrypt) a received PDU with a pyspnego context (MS-RPCE 2.2.2.11, 3.3.1.5.2)."""
+    pre, (start, end), trailer, signature, auth_len = _received_parts(data)
+    try:
+        if level == AuthLevel.PKT_PRIVACY:
+            res = ctx.unwrap_iov([
+                IOVBuffer(BufferType.sign_only, pre), IOVBuffer(BufferType.data, data[start:end]),
+                IOVBuffer(BufferType.sign_only, trailer), IOVBuffer(BufferType.header, signature),
+            ])
+            return data[:start] + (res.buffers[1].data or b"") + data[end:]
+        ctx.verify(data[:len(data) - auth_len], signature)
+    except SpnegoError as exc:
+        raise RpcAuthError(f"packet verification failed: {exc}") from exc
+    return data
+
+
 class ServerSecurity:
     """The acceptor side of one DCE/RPC security context.
 
@@ -111,54 +156,30 @@ class ServerSecurity:
             raise RpcAuthError("request on an incomplete security context")
         if level < AuthLevel.PKT_INTEGRITY:
             return data
-        auth_len = int(struct.unpack_from("<H", data, 10)[0])
-        if auth_len < SIGNATURE_SIZE:
-            raise RpcAuthError("verifier too short for a signature")
-        try:
-            pre, (start, end), trailer = _signed_parts(data)
-        except PduError as exc:
-            raise RpcAuthError(exc.reason) from exc
-        signature = data[len(data) - auth_len:len(data) - auth_len + SIGNATURE_SIZE]
-        if self._ntlm is not None:
-            try:
-                if level == AuthLevel.PKT_PRIVACY:
-                    plain = self._ntlm.unseal(pre, data[start:end], trailer, signature)
-                    return data[:start] + plain + data[end:]
-                self._ntlm.verify(data[:len(data) - auth_len], signature)
-            except NtlmError as exc:
-                raise RpcAuthError(f"packet verification failed: {exc.reason}") from exc
-            return data
+        if self._ntlm is None:
+            return _spnego_unprotect(self._ctx, data, level)
+        pre, (start, end), trailer, signature, auth_len = _received_parts(data)
         try:
             if level == AuthLevel.PKT_PRIVACY:
-                res = self._ctx.unwrap_iov([
-                    IOVBuffer(BufferType.sign_only, pre), IOVBuffer(BufferType.data, data[start:end]),
-                    IOVBuffer(BufferType.sign_only, trailer), IOVBuffer(BufferType.header, signature),
-                ])
-                return data[:start] + (res.buffers[1].data or b"") + data[end:]
-            self._ctx.verify(data[:len(data) - auth_len], signature)
-        except SpnegoError as exc:
-            raise RpcAuthError(f"packet verification failed: {exc}") from exc
+                plain = self._ntlm.unseal(pre, data[start:end], trailer, signature)
+                return data[:start] + plain + data[end:]
+            self._ntlm.verify(data[:len(data) - auth_len], signature)
+        except NtlmError as exc:
+            raise RpcAuthError(f"packet verification failed: {exc.reason}") from exc
         return data
 
     def protect(self, data: bytes, level: int) -> bytes:
         """Sign (and encrypt) one encoded response PDU whose auth_value is a 16-octet placeholder."""
         if level < AuthLevel.PKT_INTEGRITY:
             return data
+        if self._ntlm is None:
+            return _spnego_protect(self._ctx, data, level)
         pre, (start, end), trailer = _signed_parts(data)
         body = data[:len(data) - SIGNATURE_SIZE]
-        if self._ntlm is not None:
-            if level == AuthLevel.PKT_PRIVACY:
-                sealed, sig = self._ntlm.seal(pre, data[start:end], trailer)
-                return data[:start] + sealed + data[end:len(data) - SIGNATURE_SIZE] + sig
-            return body + self._ntlm.sign(body)
         if level == AuthLevel.PKT_PRIVACY:
-            res = self._ctx.wrap_iov([
-                IOVBuffer(BufferType.sign_only, pre), IOVBuffer(BufferType.data, data[start:end]),
-                IOVBuffer(BufferType.sign_only, trailer), IOVBuffer(BufferType.header, None),
-            ])
-            return (data[:start] + (res.buffers[1].data or b"") + data[end:len(data) - SIGNATURE_SIZE]
-                    + (res.buffers[3].data or b""))
-        return body + bytes(self._ctx.sign(body))
+            sealed, sig = self._ntlm.seal(pre, data[start:end], trailer)
+            return data[:start] + sealed + data[end:len(data) - SIGNATURE_SIZE] + sig
+        return body + self._ntlm.sign(body)
 
 
 class ClientSecurity:
@@ -186,35 +207,9 @@ class ClientSecurity:
     def protect(self, data: bytes, level: int) -> bytes:
         if level < AuthLevel.PKT_INTEGRITY:
             return data
-        pre, (start, end), trailer = _signed_parts(data)
-        if level == AuthLevel.PKT_PRIVACY:
-            res = self._ctx.wrap_iov([
-                IOVBuffer(BufferType.sign_only, pre), IOVBuffer(BufferType.data, data[start:end]),
-                IOVBuffer(BufferType.sign_only, trailer), IOVBuffer(BufferType.header, None),
-            ])
-            return (data[:start] + (res.buffers[1].data or b"") + data[end:len(data) - SIGNATURE_SIZE]
-                    + (res.buffers[3].data or b""))
-        return data[:len(data) - SIGNATURE_SIZE] + bytes(self._ctx.sign(data[:len(data) - SIGNATURE_SIZE]))
+        return _spnego_protect(self._ctx, data, level)
 
     def unprotect(self, data: bytes, level: int) -> bytes:
         if level < AuthLevel.PKT_INTEGRITY:
             return data
-        auth_len = int(struct.unpack_from("<H", data, 10)[0])
-        if auth_len < SIGNATURE_SIZE:
-            raise RpcAuthError("verifier too short for a signature")
-        try:
-            pre, (start, end), trailer = _signed_parts(data)
-        except PduError as exc:
-            raise RpcAuthError(exc.reason) from exc
-        signature = data[len(data) - auth_len:len(data) - auth_len + SIGNATURE_SIZE]
-        try:
-            if level == AuthLevel.PKT_PRIVACY:
-                res = self._ctx.unwrap_iov([
-                    IOVBuffer(BufferType.sign_only, pre), IOVBuffer(BufferType.data, data[start:end]),
-                    IOVBuffer(BufferType.sign_only, trailer), IOVBuffer(BufferType.header, signature),
-                ])
-                return data[:start] + (res.buffers[1].data or b"") + data[end:]
-            self._ctx.verify(data[:len(data) - auth_len], signature)
-        except SpnegoError as exc:
-            raise RpcAuthError(f"packet verification failed: {exc}") from exc
-        return data
+        return _spnego_unprotect(self._ctx, data, level)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from harness.transport.http_listener import start_listener
 from harness.transport.tap import Direction, Tap
 from harness.wire.wsman import eventing as ev
 from harness.wire.wsman.envelope import parse_envelope
@@ -65,13 +66,7 @@ class EventSink:
     async def __aenter__(self) -> EventSink:
         app = web.Application(client_max_size=MAX_MESSAGE_BYTES)
         app.router.add_post("/events", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        server = site._server
-        assert isinstance(server, asyncio.base_events.Server)
-        port = server.sockets[0].getsockname()[1]
+        self._runner, port = await start_listener(app, self.host, self.port)
         self.url = f"http://{self.host}:{port}/events"
         return self
 

@@ -175,6 +175,23 @@ def filetime(seconds_since_epoch: float) -> int:
     return round((seconds_since_epoch + _FILETIME_EPOCH) * 10_000_000)
 
 
+def intrinsic_event(change: StoreChange, now: float) -> pywbem.CIMInstance:
+    """The intrinsic event of a store change: __InstanceCreationEvent / __InstanceModificationEvent /
+    __InstanceDeletionEvent with TargetInstance (the new instance, or the deleted one),
+    PreviousInstance on a modification, and TIME_CREATED as a FILETIME of the POSIX time ``now``
+    (WMI's __InstanceOperationEvent classes; MS-WMI 3.1.4.3.20 delivers them)."""
+    event = pywbem.CIMInstance(_EVENT_OF_KIND[change.kind])
+    target = change.current if change.kind != "delete" else change.previous
+    if target is not None:
+        event["TargetInstance"] = pywbem.CIMProperty("TargetInstance", target.copy(), type="string",
+                                                     embedded_object="instance")
+    if change.kind == "modify" and change.previous is not None:
+        event["PreviousInstance"] = pywbem.CIMProperty("PreviousInstance", change.previous.copy(),
+                                                       type="string", embedded_object="instance")
+    event["TIME_CREATED"] = pywbem.Uint64(filetime(now))
+    return event
+
+
 def make_bookmark(source_id: str, sequence: int) -> str:
     """Opaque bookmark text naming the last delivered sequence number (DSP0226 10.2.6)."""
     return f"{_BOOKMARK_PREFIX}{source_id}:{sequence}"
@@ -235,16 +252,7 @@ class EventSource:
     # ------------------------------------------------------------------------------ events
     def _event_instance(self, change: StoreChange) -> pywbem.CIMInstance:
         """The intrinsic event object of a store change (WMI __InstanceOperationEvent subclasses)."""
-        event = pywbem.CIMInstance(_EVENT_OF_KIND[change.kind])
-        target = change.current if change.kind != "delete" else change.previous
-        if target is not None:
-            event["TargetInstance"] = pywbem.CIMProperty("TargetInstance", target.copy(), type="string",
-                                                         embedded_object="instance")
-        if change.kind == "modify" and change.previous is not None:
-            event["PreviousInstance"] = pywbem.CIMProperty("PreviousInstance", change.previous.copy(),
-                                                           type="string", embedded_object="instance")
-        event["TIME_CREATED"] = pywbem.Uint64(filetime(self._wallclock()))
-        return event
+        return intrinsic_event(change, self._wallclock())
 
     def _on_change(self, change: StoreChange) -> None:
         self._publish(change.namespace, self._event_instance(change))
@@ -527,4 +535,4 @@ _END_REASONS = {
 }
 
 __all__ = ["EVENT_ANCESTRY", "EndedSubscription", "EventSource", "EventSourceError", "LoggedEvent", "ManualClock",
-           "Subscription", "filetime", "make_bookmark"]
+           "Subscription", "filetime", "intrinsic_event", "make_bookmark"]

@@ -46,7 +46,16 @@ from harness.targets.mock.ps_engine import (
 )
 from harness.targets.mock.ps_engine import HostCall as EngineHostCall
 from harness.targets.mock.ps_engine_cmd import install_powershell_command
-from harness.targets.mock.shells import RECEIVE_OVERHEAD, request_receive_wait
+from harness.targets.mock.shells import (
+    CONNECTED,
+    DISCONNECTED,
+    ERROR_WSMAN_QUOTA_MAX_COMMANDS_PER_SHELL,
+    ERROR_WSMAN_QUOTA_MAX_SHELLS,
+    find_owned_shell,
+    receive_budget,
+    receive_timed_out,
+    required_shell_id,
+)
 from harness.wire.psrp import keyexchange
 from harness.wire.psrp.clixml import PSObject, ps_list
 from harness.wire.psrp.enums import HostMethodId, PSInvocationState, RunspacePoolState
@@ -81,7 +90,7 @@ from harness.wire.psrp.state import (
 from harness.wire.wsman import messages as msg
 from harness.wire.wsman import shell as sh
 from harness.wire.wsman.envelope import Envelope
-from harness.wire.wsman.faults import FaultDetail, WSManFault, make_fault
+from harness.wire.wsman.faults import WSManFault, make_fault
 from harness.wire.wsman.header import EndpointReference
 from harness.wire.wsman.ns import RESOURCE_POWERSHELL, Action, ShellAction
 
@@ -95,8 +104,6 @@ CONNECT_XML: Final = f"{{{NS_PWSH}}}connectXml"
 CONNECT_RESPONSE_XML: Final = f"{{{NS_PWSH}}}connectResponseXml"
 #: MS-PSRP 3.1.5.3.9 (sic "crtl"); pypsrp writes "ctrl". Compared case-insensitively, by suffix.
 PS_SIGNAL_SUFFIXES: Final = ("powershell/signal/crtl_c", "powershell/signal/ctrl_c")
-CONNECTED: Final = "Connected"
-DISCONNECTED: Final = "Disconnected"
 #: Largest PSRP message the server reassembles from a client (MS-PSRP 2.2.4; a bound, not a spec value).
 MAX_CLIENT_MESSAGE: Final = 16 << 20
 #: Pipelines a pool remembers (finished ones are forgotten first).
@@ -197,18 +204,7 @@ class PsrpHost:
 
     def get(self, owner: str, shell_id: str | None, *, connected: bool = True) -> PsrpSession:
         self.reap()
-        session = self.sessions.get((shell_id or "").upper())
-        if session is None or session.owner.lower() != owner.lower():
-            raise make_fault(
-                "InvalidSelectors",
-                f"The request for the Windows Remote Shell with ShellId {shell_id} failed because the shell was "
-                "not found on the server. Possible causes are: the specified ShellId is incorrect or the shell no "
-                "longer exists on the server. Provide the correct ShellId or create a new shell and retry the "
-                "operation.")
-        if connected and session.state != CONNECTED:
-            raise make_fault("InternalError", f"The shell {session.shell_id} is disconnected; reconnect first.")
-        session.last_activity = self.clock()
-        return session
+        return find_owned_shell(self.sessions, owner, shell_id, self.clock(), connected=connected)
 
     def _feed(self, session: PsrpSession, defrag: Defragmenter, data: bytes) -> list[Event]:
         """Defragment, decode and run the messages through the server state machine."""
@@ -258,7 +254,7 @@ class PsrpHost:
         mine = sum(1 for s in self.sessions.values() if s.owner.lower() == owner.lower())
         if mine >= self.config.max_shells_per_user:
             raise make_fault("QuotaLimit", "The maximum number of concurrent shells for this user has been exceeded.",
-                             wsman_code=2150859173)
+                             wsman_code=ERROR_WSMAN_QUOTA_MAX_SHELLS)
         shell_id = (spec.shell_id or str(uuid.uuid4())).upper()
         if shell_id in self.sessions:
             raise make_fault("AlreadyExists", f"A shell with ShellId {shell_id} already exists.")
@@ -440,7 +436,8 @@ class PsrpHost:
         if running >= self.config.max_processes_per_shell:
             # Mock choice: the WinRS per-shell command quota also bounds the pipelines of a pool.
             raise make_fault("QuotaLimit", f"This shell is allowed a maximum of {self.config.max_processes_per_shell} "
-                                           "running pipelines, which has been exceeded.", wsman_code=2150859241)
+                                           "running pipelines, which has been exceeded.",
+                             wsman_code=ERROR_WSMAN_QUOTA_MAX_COMMANDS_PER_SHELL)
         self._forget_finished(session)
         pipe = PsrpPipeline(given)
         events = self._feed(session, pipe.defrag, data)
@@ -660,11 +657,7 @@ class PsrpHandlers:
         return handler
 
     def _session(self, env: Envelope, principal: Principal, *, connected: bool = True) -> PsrpSession:
-        sid = sh.shell_id_of(env.header.selectors)
-        if sid is None:
-            raise make_fault("InvalidSelectors", "The request needs the ShellId selector.",
-                             detail=FaultDetail.INSUFFICIENT_SELECTORS)
-        return self.host.get(principal.name, sid, connected=connected)
+        return self.host.get(principal.name, required_shell_id(env), connected=connected)
 
     def create(self, env: Envelope, principal: Principal) -> bytes:
         self.service._require_writer(principal)
@@ -689,15 +682,9 @@ class PsrpHandlers:
     def receive(self, env: Envelope, principal: Principal) -> bytes:
         session = self._session(env, principal)
         req = sh.parse_receive_request(env)
-        requested = env.header.max_envelope_size
-        limit = min(requested, self.service.config.max_envelope_size) if requested else \
-            self.service.config.max_envelope_size
-        budget = max(FRAGMENT_HEADER_SIZE + 64, (limit - RECEIVE_OVERHEAD) * 3 // 4)
-        result = self.host.receive(session, req, budget)
+        result = self.host.receive(session, req, receive_budget(env, self.service.config, FRAGMENT_HEADER_SIZE + 64))
         if result is None:
-            timeout = env.header.operation_timeout
-            request_receive_wait(timeout if timeout is not None else self.service.config.max_timeout)
-            raise make_fault("TimedOut")
+            raise receive_timed_out(env, self.service.config)
         return sh.build_receive_response(env.header.message_id, result)
 
     def signal(self, env: Envelope, principal: Principal) -> bytes:

@@ -17,6 +17,7 @@ from harness.cim.store import CimStore
 from harness.targets.mock.config import MockConfig
 from harness.targets.mock.http_server import build_app
 from harness.targets.mock.wmi_server import WmiServer, start_wmi_server
+from harness.transport.http_listener import start_listener
 
 STARTUP_TIMEOUT = 20.0
 
@@ -65,13 +66,7 @@ class MockServerThread:
     async def _serve(self) -> None:
         assert self.store is not None
         app = build_app(self.store, self.config)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.host, self.config.port)
-        await site.start()
-        server = site._server
-        assert isinstance(server, asyncio.base_events.Server)
-        port = server.sockets[0].getsockname()[1]
+        self._runner, port = await start_listener(app, self.config.host, self.config.port, shutdown_timeout=2.0)
         self.url = f"http://{self.config.host}:{port}/wsman"
         if self.config.wmi_enabled:
             self.wmi = await start_wmi_server(self.store, self.config)

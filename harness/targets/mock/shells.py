@@ -20,9 +20,9 @@ import asyncio
 import contextvars
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol, TypeVar
 
 from harness.cim.store import CimStore
 from harness.targets.mock.cmd_engine import CmdContext, CodePageError, SimulatedProcess, codec_for
@@ -80,7 +80,7 @@ class Shell:
         return sum(1 for c in self.commands.values() if not c.process.done)
 
 
-def _not_found(shell_id: str) -> WSManFault:
+def shell_not_found(shell_id: str) -> WSManFault:
     """Unknown shell: w:InvalidSelectors, Code 2150858843 (observed Windows behaviour; the
     catalogue's template carries the detail and the code)."""
     return make_fault(
@@ -88,6 +88,62 @@ def _not_found(shell_id: str) -> WSManFault:
         f"The request for the Windows Remote Shell with ShellId {shell_id} failed because the shell was not "
         "found on the server. Possible causes are: the specified ShellId is incorrect or the shell no longer "
         "exists on the server. Provide the correct ShellId or create a new shell and retry the operation.")
+
+
+class OwnedShell(Protocol):
+    """What :func:`find_owned_shell` needs of a shell record (WinRS shell or PowerShell RunspacePool)."""
+
+    shell_id: str
+    owner: str
+    state: str
+    last_activity: float
+
+
+_S = TypeVar("_S", bound=OwnedShell)
+
+
+def find_owned_shell(shells: Mapping[str, _S], owner: str, shell_id: str | None, now: float, *,
+                     connected: bool = True) -> _S:
+    """The caller's shell from ``shells`` (keyed by upper-case ShellId), touched at ``now``.
+
+    Another user's shell is "not found" (:func:`shell_not_found`); with ``connected`` a disconnected
+    shell answers w:InternalError (MS-WSMV 3.1.4.16: operations need a connected shell; mock choice of fault).
+    """
+    shell = shells.get((shell_id or "").upper())
+    if shell is None or shell.owner.lower() != owner.lower():
+        raise shell_not_found(shell_id or "")
+    if connected and shell.state != CONNECTED:
+        raise make_fault("InternalError", f"The shell {shell.shell_id} is disconnected; reconnect first.")
+    shell.last_activity = now
+    return shell
+
+
+def required_shell_id(env: Envelope) -> str:
+    """The ShellId selector of a shell operation (MS-WSMV 3.1.4.11 - 3.1.4.17); w:InvalidSelectors
+    with the InsufficientSelectors detail when it is missing."""
+    sid = sh.shell_id_of(env.header.selectors)
+    if sid is None:
+        raise make_fault("InvalidSelectors", "The request needs the ShellId selector.",
+                         detail=FaultDetail.INSUFFICIENT_SELECTORS)
+    return sid
+
+
+def receive_budget(env: Envelope, config: MockConfig, minimum: int) -> int:
+    """Raw stream bytes one ReceiveResponse may carry (at least ``minimum``): the smaller of the
+    client's MaxEnvelopeSize and the service's, less :data:`RECEIVE_OVERHEAD`, times 3/4 for base64
+    (DSP0226 6.2; MS-WSMV 3.1.4.14)."""
+    requested = env.header.max_envelope_size
+    limit = min(requested, config.max_envelope_size) if requested else config.max_envelope_size
+    return max(minimum, (limit - RECEIVE_OVERHEAD) * 3 // 4)
+
+
+def receive_timed_out(env: Envelope, config: MockConfig) -> WSManFault:
+    """Nothing to send yet: ask the HTTP layer's Receive wait (:func:`request_receive_wait`) for the
+    request's OperationTimeout (else the service's MaxTimeout) and return the w:TimedOut fault to raise
+    when the wait ends empty (MS-WSMV 3.1.4.14)."""
+    timeout = env.header.operation_timeout
+    request_receive_wait(timeout if timeout is not None else config.max_timeout)
+    return make_fault("TimedOut")
 
 
 class ShellHost:
@@ -164,14 +220,7 @@ class ShellHost:
     def get(self, owner: str, shell_id: str | None, *, connected: bool = True) -> Shell:
         """The caller's shell, touched (its idle clock restarts); w:InvalidSelectors if unknown."""
         self.reap()
-        shell = self.shells.get((shell_id or "").upper())
-        if shell is None or shell.owner.lower() != owner.lower():
-            raise _not_found(shell_id or "")
-        if connected and shell.state != CONNECTED:
-            # MS-WSMV 3.1.4.16: operations need a connected shell; the mock answers w:InternalError.
-            raise make_fault("InternalError", f"The shell {shell.shell_id} is disconnected; reconnect first.")
-        shell.last_activity = self.clock()
-        return shell
+        return find_owned_shell(self.shells, owner, shell_id, self.clock(), connected=connected)
 
     def delete(self, owner: str, shell_id: str | None) -> None:
         """MS-WSMV 3.1.4.6: the shell and its commands are gone."""
@@ -381,11 +430,7 @@ class ShellHandlers:
         return handler
 
     def _shell(self, env: Envelope, principal: Principal, *, connected: bool = True) -> Shell:
-        sid = sh.shell_id_of(env.header.selectors)
-        if sid is None:
-            raise make_fault("InvalidSelectors", "The request needs the ShellId selector.",
-                             detail=FaultDetail.INSUFFICIENT_SELECTORS)
-        return self.host.get(principal.name, sid, connected=connected)
+        return self.host.get(principal.name, required_shell_id(env), connected=connected)
 
     def create(self, env: Envelope, principal: Principal) -> bytes:
         self.service._require_writer(principal)
@@ -413,17 +458,9 @@ class ShellHandlers:
     def receive(self, env: Envelope, principal: Principal) -> bytes:
         shell = self._shell(env, principal)
         req = sh.parse_receive_request(env)
-        requested = env.header.max_envelope_size
-        limit = min(requested, self.service.config.max_envelope_size) if requested else \
-            self.service.config.max_envelope_size
-        budget = max(1, (limit - RECEIVE_OVERHEAD) * 3 // 4)
-        result = self.host.receive(shell, req, budget)
+        result = self.host.receive(shell, req, receive_budget(env, self.service.config, 1))
         if result is None:
-            box = _RECEIVE_WAIT.get()
-            if box is not None:
-                timeout = env.header.operation_timeout
-                box.timeout = timeout if timeout is not None else self.service.config.max_timeout
-            raise make_fault("TimedOut")
+            raise receive_timed_out(env, self.service.config)
         return sh.build_receive_response(env.header.message_id, result)
 
     def signal(self, env: Envelope, principal: Principal) -> bytes:
@@ -460,5 +497,7 @@ def install_shell_handlers(service: WSManService, clock: Callable[[], float] | N
     return host
 
 
-__all__ = ["ERROR_WSMAN_QUOTA_MAX_COMMANDS_PER_SHELL", "ERROR_WSMAN_QUOTA_MAX_SHELLS", "Shell", "ShellCommand",
-           "ShellHandlers", "ShellHost", "handle_with_receive_wait", "install_shell_handlers", "request_receive_wait"]
+__all__ = ["ERROR_WSMAN_QUOTA_MAX_COMMANDS_PER_SHELL", "ERROR_WSMAN_QUOTA_MAX_SHELLS", "OwnedShell", "Shell",
+           "ShellCommand", "ShellHandlers", "ShellHost", "find_owned_shell", "handle_with_receive_wait",
+           "install_shell_handlers", "receive_budget", "receive_timed_out", "request_receive_wait",
+           "required_shell_id", "shell_not_found"]

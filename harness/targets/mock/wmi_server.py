@@ -30,7 +30,7 @@ from harness.cim.paths import ObjectPath, parse_object_path
 from harness.cim.store import CimStore, StoreChange
 from harness.cim.wql import WqlQuery, evaluate_where, parse_wql
 from harness.targets.mock.config import MockConfig
-from harness.targets.mock.events import EVENT_ANCESTRY, filetime
+from harness.targets.mock.events import EVENT_ANCESTRY, intrinsic_event
 from harness.targets.mock.wmi_server_async import (
     MAX_BATCH,
     AsyncCall,
@@ -95,8 +95,6 @@ from harness.wire.wmio.pywbem_bridge import (
 log = logging.getLogger("wmh.wmi")
 
 
-_EVENT_OF_KIND = {"create": "__InstanceCreationEvent", "modify": "__InstanceModificationEvent",
-                  "delete": "__InstanceDeletionEvent"}
 _NS_PREFIX = re.compile(r"^(?:\\\\|//)[^\\/]+[\\/]")
 
 
@@ -333,15 +331,7 @@ class EventStream:
     def _on_change(self, change: StoreChange) -> None:
         if change.namespace != self.namespace:
             return
-        event = pywbem.CIMInstance(_EVENT_OF_KIND[change.kind])
-        target = change.current if change.kind != "delete" else change.previous
-        if target is not None:
-            event["TargetInstance"] = pywbem.CIMProperty("TargetInstance", target.copy(), type="string",
-                                                         embedded_object="instance")
-        if change.kind == "modify" and change.previous is not None:
-            event["PreviousInstance"] = pywbem.CIMProperty("PreviousInstance", change.previous.copy(),
-                                                           type="string", embedded_object="instance")
-        event["TIME_CREATED"] = pywbem.Uint64(filetime(time.time()))
+        event = intrinsic_event(change, time.time())
         if not self._isa(str(event.classname), self.query.classname):
             return
         if self.query.where is not None and not evaluate_where(self.query.where, event, self._isa):

@@ -67,22 +67,28 @@ def read_orpcthis(r: NdrReader) -> OrpcThis:
     flags = r.u32("ORPCTHIS flags")
     r.u32("reserved1")
     cid = r.guid("causality id")
-    count = 0
-    if r.referent("extensions"):
-        size = r.u32("extent size")
-        r.u32("extent reserved")
-        n = r.count("extent array", 4)
-        if n < size:
-            raise NdrError("ORPC_EXTENT_ARRAY conformance smaller than size")
-        present = [r.referent("extent") for _ in range(n)]
-        for p in present:
-            if p:
-                max_count = r.count("extent data", 1)
-                r.guid("extent id")
-                r.u32("extent size")
-                r.raw(max_count, "extent data")
-                count += 1
+    count = _skip_extents(r) if r.referent("extensions") else 0
     return OrpcThis((major, minor), flags, cid, count)
+
+
+def _skip_extents(r: NdrReader) -> int:
+    """Read past an ORPC_EXTENT_ARRAY (MS-DCOM 2.2.21.4) and its ORPC_EXTENTs (2.2.21.3), whose
+    unique pointer was non-null; returns how many extents were present."""
+    size = r.u32("extent size")
+    r.u32("extent reserved")
+    n = r.count("extent array", 4)
+    if n < size:
+        raise NdrError("ORPC_EXTENT_ARRAY conformance smaller than size")
+    present = [r.referent("extent") for _ in range(n)]
+    count = 0
+    for p in present:
+        if p:
+            max_count = r.count("extent data", 1)
+            r.guid("extent id")
+            r.u32("extent size")
+            r.raw(max_count, "extent data")
+            count += 1
+    return count
 
 
 def write_orpcthis(w: NdrWriter, this: OrpcThis) -> None:
@@ -101,20 +107,10 @@ def write_orpcthat(w: NdrWriter, flags: int = 0) -> None:
 
 
 def read_orpcthat(r: NdrReader) -> int:
+    """ORPCTHAT (MS-DCOM 2.2.13.3): the flags; extensions are read past."""
     flags = r.u32("ORPCTHAT flags")
     if r.referent("extensions"):
-        size = r.u32("extent size")
-        r.u32("extent reserved")
-        n = r.count("extent array", 4)
-        if n < size:
-            raise NdrError("ORPC_EXTENT_ARRAY conformance smaller than size")
-        present = [r.referent("extent") for _ in range(n)]
-        for p in present:
-            if p:
-                max_count = r.count("extent data", 1)
-                r.guid("extent id")
-                r.u32("extent size")
-                r.raw(max_count, "extent data")
+        _skip_extents(r)
     return flags
 
 
@@ -333,24 +329,32 @@ def _custom_header(r: NdrReader) -> tuple[list[uuid.UUID], list[int], int]:
     return clsids, sizes, header_size
 
 
-def parse_activation_blob(objref: bytes) -> ActivationRequest:
-    """IActivationPropertiesIn (MS-DCOM 2.2.22): the class and interfaces to activate."""
+def _activation_properties(objref: bytes, what: str) -> list[tuple[uuid.UUID, bytes]]:
+    """(CLSID, type-serialized property) pairs of an IActivationPropertiesIn/Out OBJREF_CUSTOM
+    (MS-DCOM 2.2.22: ActivationPropertiesBlob, CustomHeader 2.2.22.1); NdrError if malformed.
+    ``what`` starts the reason when the OBJREF is not custom-marshaled."""
     ref = decode_objref(objref)
     if not isinstance(ref, ObjRefCustom):
-        raise NdrError("activation properties are not an OBJREF_CUSTOM")
+        raise NdrError(f"{what} not an OBJREF_CUSTOM")
     blob = ref.data
     if len(blob) < 8:
         raise NdrError("ActivationPropertiesBlob truncated")
-    header = deserialize_type1(blob[8:])
-    clsids, sizes, header_size = _custom_header(NdrReader(header))
+    clsids, sizes, header_size = _custom_header(NdrReader(deserialize_type1(blob[8:])))
     pos = 8 + header_size
-    request: ActivationRequest | None = None
-    protseqs: list[int] = []
+    out: list[tuple[uuid.UUID, bytes]] = []
     for clsid, size in zip(clsids, sizes, strict=True):
         if pos + size > len(blob):
             raise NdrError("activation property exceeds the blob")
-        prop = blob[pos:pos + size]
+        out.append((clsid, blob[pos:pos + size]))
         pos += size
+    return out
+
+
+def parse_activation_blob(objref: bytes) -> ActivationRequest:
+    """IActivationPropertiesIn (MS-DCOM 2.2.22): the class and interfaces to activate."""
+    request: ActivationRequest | None = None
+    protseqs: list[int] = []
+    for clsid, prop in _activation_properties(objref, "activation properties are"):
         if clsid == CLSID_INSTANTIATION_INFO:
             r = NdrReader(deserialize_type1(prop))
             cls = r.guid("classId")
@@ -426,14 +430,10 @@ def _scm_reply(oxid: int, bindings: DualStringArray, ipid_remunknown: uuid.UUID,
     return w.getvalue()
 
 
-def build_activation_reply(iids: list[uuid.UUID], results: list[int], objrefs: list[bytes | None], *,
-                           oxid: int, bindings: DualStringArray, ipid_remunknown: uuid.UUID,
-                           authn_hint: int) -> bytes:
-    """IActivationPropertiesOut as an OBJREF_CUSTOM (MS-DCOM 2.2.22, 3.1.2.5.2.3.3): PropsOutInfo then
-    ScmReplyInfoData, each type-serialized (MS-RPCE 2.2.6)."""
-    props = [serialize_type1(_props_out(iids, results, objrefs)),
-             serialize_type1(_scm_reply(oxid, bindings, ipid_remunknown, authn_hint))]
-    clsids = [CLSID_PROPS_OUT_INFO, CLSID_SCM_REPLY_INFO]
+def _activation_blob(props: list[bytes], clsids: list[uuid.UUID], header_clsid: uuid.UUID) -> bytes:
+    """ActivationPropertiesBlob (MS-DCOM 2.2.22): dwSize, dwReserved, the type-serialized
+    CustomHeader (2.2.22.1: totalSize, headerSize, destCtx MSHCTX_DIFFERENTMACHINE, the property
+    CLSIDs and sizes) then the already type-serialized property structures ``props``."""
 
     def header(total: int, header_size: int) -> bytes:
         w = NdrWriter()
@@ -442,7 +442,7 @@ def build_activation_reply(iids: list[uuid.UUID], results: list[int], objrefs: l
         w.u32(0)
         w.u32(2)            # destCtx MSHCTX_DIFFERENTMACHINE
         w.u32(len(props))
-        w.guid(CLSID_ACTIVATION_PROPERTIES_OUT)
+        w.guid(header_clsid)
         w.referent(True)
         w.referent(True)
         w.referent(False)
@@ -456,8 +456,17 @@ def build_activation_reply(iids: list[uuid.UUID], results: list[int], objrefs: l
 
     header_size = len(header(0, 0))
     total = header_size + sum(len(p) for p in props)
-    custom = header(total, header_size)
-    blob = struct.pack("<II", total, 0) + custom + b"".join(props)
+    return struct.pack("<II", total, 0) + header(total, header_size) + b"".join(props)
+
+
+def build_activation_reply(iids: list[uuid.UUID], results: list[int], objrefs: list[bytes | None], *,
+                           oxid: int, bindings: DualStringArray, ipid_remunknown: uuid.UUID,
+                           authn_hint: int) -> bytes:
+    """IActivationPropertiesOut as an OBJREF_CUSTOM (MS-DCOM 2.2.22, 3.1.2.5.2.3.3): PropsOutInfo then
+    ScmReplyInfoData, each type-serialized (MS-RPCE 2.2.6)."""
+    props = [serialize_type1(_props_out(iids, results, objrefs)),
+             serialize_type1(_scm_reply(oxid, bindings, ipid_remunknown, authn_hint))]
+    blob = _activation_blob(props, [CLSID_PROPS_OUT_INFO, CLSID_SCM_REPLY_INFO], CLSID_ACTIVATION_PROPERTIES_OUT)
     return ObjRefCustom(IID_IACTIVATION_PROPERTIES_OUT, CLSID_ACTIVATION_PROPERTIES_OUT, blob).encode()
 
 
@@ -493,30 +502,7 @@ def build_activation_request(clsid: uuid.UUID, iids: list[uuid.UUID], protseqs: 
     for p in protseqs:
         s.u16(p)
     props = [inst_ser, serialize_type1(s.getvalue())]
-    clsids = [CLSID_INSTANTIATION_INFO, CLSID_SCM_REQUEST_INFO]
-
-    def header(total: int, header_size: int) -> bytes:
-        h = NdrWriter()
-        h.u32(total)
-        h.u32(header_size)
-        h.u32(0)
-        h.u32(2)
-        h.u32(len(props))
-        h.guid(uuid.UUID(int=0))
-        h.referent(True)
-        h.referent(True)
-        h.referent(False)
-        h.u32(len(clsids))
-        for c in clsids:
-            h.guid(c)
-        h.u32(len(props))
-        for p in props:
-            h.u32(len(p))
-        return serialize_type1(h.getvalue())
-
-    header_size = len(header(0, 0))
-    total = header_size + sum(len(p) for p in props)
-    blob = struct.pack("<II", total, 0) + header(total, header_size) + b"".join(props)
+    blob = _activation_blob(props, [CLSID_INSTANTIATION_INFO, CLSID_SCM_REQUEST_INFO], uuid.UUID(int=0))
     return ObjRefCustom(IID_IACTIVATION_PROPERTIES_IN, CLSID_ACTIVATION_PROPERTIES_IN, blob).encode()
 
 
@@ -534,22 +520,11 @@ class ActivationReply:
 
 def parse_activation_reply(objref: bytes) -> ActivationReply:
     """Decode IActivationPropertiesOut (PropsOutInfo + ScmReplyInfoData); NdrError if malformed."""
-    ref = decode_objref(objref)
-    if not isinstance(ref, ObjRefCustom):
-        raise NdrError("activation reply is not an OBJREF_CUSTOM")
-    blob = ref.data
-    if len(blob) < 8:
-        raise NdrError("ActivationPropertiesBlob truncated")
-    clsids, sizes, header_size = _custom_header(NdrReader(deserialize_type1(blob[8:])))
-    pos = 8 + header_size
     results: list[int] = []
     objrefs: list[bytes | None] = []
     scm: tuple[int, DualStringArray, uuid.UUID, int] | None = None
-    for clsid, size in zip(clsids, sizes, strict=True):
-        if pos + size > len(blob):
-            raise NdrError("activation property exceeds the blob")
-        r = NdrReader(deserialize_type1(blob[pos:pos + size]))
-        pos += size
+    for clsid, prop in _activation_properties(objref, "activation reply is"):
+        r = NdrReader(deserialize_type1(prop))
         if clsid == CLSID_PROPS_OUT_INFO:
             n = r.u32("cIfs")
             has = [r.referent("piid"), r.referent("phresults"), r.referent("ppIntfData")]

@@ -20,7 +20,6 @@ import datetime as dt
 import decimal
 import math
 import re
-import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ from harness.wire.psrp.primitives import (
     XmlDocument,
     _BoundedInt,
 )
+from harness.wire.xmlsafe import HardenedParser, parse_hardened
 
 # --------------------------------------------------------------------------------------------------------------
 # model
@@ -690,24 +690,11 @@ _STRIPPED: Final = frozenset(
     {"C", "B", "DT", "TS", "By", "SB", "U16", "I16", "U32", "I32", "U64", "I64", "Sg", "Db", "D", "BA", "G", "SS"}
 )
 
-_local = threading.local()
+_PARSER = HardenedParser(keep_comments=False, collect_ids=False)
 
 
-def _parser() -> etree.XMLParser:
-    parser: etree.XMLParser | None = getattr(_local, "parser", None)
-    if parser is None:
-        parser = etree.XMLParser(
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            dtd_validation=False,
-            huge_tree=False,
-            remove_comments=True,
-            remove_pis=True,
-            collect_ids=False,
-        )
-        _local.parser = parser
-    return parser
+def _clixml_error(reason: str) -> PsrpDecodeError:
+    return PsrpDecodeError(f"CLIXML: {reason}")
 
 
 def parse_xml(data: bytes | str, max_size: int) -> etree._Element:
@@ -717,17 +704,7 @@ def parse_xml(data: bytes | str, max_size: int) -> etree._Element:
         raise PsrpDecodeError(f"CLIXML larger than {max_size} bytes")
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
-    if b"<!DOCTYPE" in raw or b"<!ENTITY" in raw:
-        raise PsrpDecodeError("DTDs and entity declarations are not allowed in CLIXML")
-    try:
-        root = etree.fromstring(raw, _parser())
-    except (etree.XMLSyntaxError, ValueError) as exc:
-        raise PsrpDecodeError(f"malformed XML: {exc}") from exc
-    if root is None:
-        raise PsrpDecodeError("empty XML document")
-    if getattr(root.getroottree().docinfo, "doctype", ""):
-        raise PsrpDecodeError("DTDs are not allowed in CLIXML")
-    return root
+    return parse_hardened(raw, _PARSER, _clixml_error)
 
 
 class _Decoder:

@@ -7,11 +7,12 @@ keeps lxml's tree limits (``huge_tree=False``) and checks the size first. Every 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from lxml import etree
+
+from harness.wire.xmlsafe import HardenedParser, parse_hardened
 
 from .errors import WSManDecodeError
 from .header import Header, read_header, write_header
@@ -50,24 +51,7 @@ class Envelope:
         return None
 
 
-_local = threading.local()
-
-
-def _parser() -> etree.XMLParser:
-    p: etree.XMLParser | None = getattr(_local, "parser", None)
-    if p is None:
-        p = etree.XMLParser(
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            dtd_validation=False,
-            huge_tree=False,
-            remove_comments=False,
-            remove_pis=False,
-            strip_cdata=True,
-        )
-        _local.parser = p
-    return p
+_PARSER = HardenedParser(keep_comments=True)
 
 
 def build_envelope(header: Header | None, body_children: Sequence[_Element] = ()) -> bytes:
@@ -94,20 +78,7 @@ def parse_xml(data: bytes, *, max_size: int | None = None) -> _Element:
                                fault="EncodingLimit")
     if not raw.strip():
         raise WSManDecodeError("empty message")
-    if b"<!DOCTYPE" in raw or b"<!ENTITY" in raw:
-        raise WSManDecodeError("DTD not allowed")
-    try:
-        root = etree.fromstring(raw, _parser())
-    except etree.XMLSyntaxError as exc:
-        raise WSManDecodeError(f"not well-formed XML: {exc}") from None
-    except Exception as exc:  # lxml may raise ValueError/TypeError/LookupError on odd input
-        raise WSManDecodeError(f"cannot parse XML: {type(exc).__name__}: {exc}") from None
-    if root is None:
-        raise WSManDecodeError("no root element")
-    docinfo = root.getroottree().docinfo
-    if getattr(docinfo, "doctype", "") or getattr(docinfo, "internalDTD", None) is not None:
-        raise WSManDecodeError("DTD not allowed")
-    return root
+    return parse_hardened(raw, _PARSER, WSManDecodeError)
 
 
 def parse_envelope(data: bytes, *, max_size: int | None = None,

@@ -17,11 +17,17 @@ GetStatus and Unsubscribe. The builders write it there and the parsers read it b
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from lxml import etree
 
+from ._xml import children as _children
+from ._xml import expect_action as _expect
+from ._xml import sub as _sub
+from ._xml import text as _text
+from ._xml import uint as _uint
+from ._xml import with_action as _with_action
 from .duration import format_duration, parse_duration
 from .envelope import S_BODY, S_ENVELOPE, S_HEADER, Envelope, parse_envelope
 from .errors import WSManDecodeError
@@ -96,7 +102,6 @@ M_VERSION = qn(NS_SUBSCRIPTION, "Version")
 #: Bound on the Subscribe envelope carried by one SubscriptionType item.
 MAX_SUBSCRIPTION_BYTES = 256 * 1024
 
-_MAX_UINT = 2**32 - 1
 #: Bound on events decoded from one message (no unbounded allocation on hostile input).
 MAX_EVENTS_PER_MESSAGE = 10_000
 
@@ -221,39 +226,11 @@ class DroppedEvents:
 
 
 # ================================================================================ helpers
-def _sub(parent: _Element, tag: str, text: str | None = None) -> _Element:
-    e = etree.SubElement(parent, tag)
-    if text is not None:
-        e.text = text
-    return e
-
-
-def _text(el: _Element) -> str:
-    return (el.text or "").strip()
-
-
-def _children(el: _Element) -> list[_Element]:
-    return [c for c in el if isinstance(c.tag, str)]
-
-
-def _uint(el: _Element | str, what: str) -> int:
-    t = _text(el) if not isinstance(el, str) else el.strip()
-    if not t.isdigit() or len(t) > 10 or int(t) > _MAX_UINT:
-        raise WSManDecodeError(f"{what} must be an xs:unsignedInt, got {t[:20]!r}")
-    return int(t)
-
-
 def _duration(el: _Element, what: str) -> float:
     value = parse_duration(_text(el))
     if value < 0:
         raise WSManDecodeError(f"{what} must not be negative")
     return value
-
-
-def _expect(env: Envelope, action: str) -> None:
-    if env.header.action != action:
-        raise WSManDecodeError(f"expected action {action}, got {env.header.action or '(none)'}",
-                               fault="ActionNotSupported")
 
 
 def _payload(env: Envelope, tag: str) -> _Element:
@@ -262,10 +239,6 @@ def _payload(env: Envelope, tag: str) -> _Element:
         got = "an empty body" if p is None else repr(p.tag)
         raise WSManDecodeError(f"body holds {got}, expected {tag!r}", fault="InvalidBody")
     return p
-
-
-def _with_action(header: Header, action: str) -> Header:
-    return header if header.action == action else replace(header, action=action)
 
 
 def _build(header: Header, body: Sequence[_Element], extra_headers: Sequence[_Element] = ()) -> bytes:

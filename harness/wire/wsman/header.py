@@ -13,6 +13,7 @@ from uuid import uuid4
 
 from lxml import etree
 
+from ._xml import text as _text
 from .duration import format_duration, parse_duration
 from .errors import WSManDecodeError
 from .ns import ANONYMOUS, NS_ADDRESSING, NS_SOAP, NS_WSMAN, NS_WSMAN_MS, NS_XML, NS_XSI, qn
@@ -209,11 +210,6 @@ def write_header(parent: _Element, h: Header) -> None:
 
 
 # ------------------------------------------------------------------------------------- reading
-def _text(el: _Element) -> str:
-    t = el.text
-    return t.strip() if t else ""
-
-
 def _is_true(value: str | None) -> bool:
     return value is not None and value.strip() in ("true", "1")
 

@@ -12,11 +12,17 @@ Action and body shape and raise :class:`WSManDecodeError` otherwise.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from lxml import etree
 
+from ._xml import children as _children
+from ._xml import expect_action as _expect
+from ._xml import sub as _sub
+from ._xml import text as _text
+from ._xml import uint as _uint
+from ._xml import with_action as _with_action
 from .cimxml import element_to_properties, params_element
 from .envelope import Envelope, build_envelope
 from .errors import WSManDecodeError
@@ -79,7 +85,6 @@ ID_SECURITY_PROFILE_NAME = qn(NS_WSMID, "SecurityProfileName")
 B_OBJECT = qn(NS_CIMBINDING, "Object")
 
 _ENUM_MODES = ("EnumerateEPR", "EnumerateObjectAndEPR")
-_MAX_UINT = 2**32 - 1
 
 
 # ================================================================================ dataclasses
@@ -210,13 +215,6 @@ def _el(tag: str, text: str | None = None, nsmap: dict[str, str] | None = None) 
     return e
 
 
-def _sub(parent: _Element, tag: str, text: str | None = None) -> _Element:
-    e = etree.SubElement(parent, tag)
-    if text is not None:
-        e.text = text
-    return e
-
-
 def response_header(action: str, relates_to: str | None, *, to: str = ANONYMOUS,
                     message_id: str | None = None) -> Header:
     """Header of a response as Windows writes it: Action, MessageID, To, RelatesTo."""
@@ -226,16 +224,6 @@ def response_header(action: str, relates_to: str | None, *, to: str = ANONYMOUS,
     return h
 
 
-def _with_action(header: Header, action: str) -> Header:
-    return header if header.action == action else replace(header, action=action)
-
-
-def _expect(env: Envelope, action: str) -> None:
-    if env.header.action != action:
-        raise WSManDecodeError(f"expected action {action}, got {env.header.action or '(none)'}",
-                               fault="ActionNotSupported")
-
-
 def _payload(env: Envelope, tag: str | None) -> _Element:
     p = env.payload
     if p is None:
@@ -243,21 +231,6 @@ def _payload(env: Envelope, tag: str | None) -> _Element:
     if tag is not None and p.tag != tag:
         raise WSManDecodeError(f"body holds {p.tag!r}, expected {tag!r}", fault="InvalidBody")
     return p
-
-
-def _text(el: _Element) -> str:
-    return (el.text or "").strip()
-
-
-def _uint(el: _Element, what: str) -> int:
-    t = _text(el)
-    if not t.isdigit() or len(t) > 10 or int(t) > _MAX_UINT:
-        raise WSManDecodeError(f"{what} must be an xs:unsignedInt, got {t[:20]!r}")
-    return int(t)
-
-
-def _children(el: _Element) -> list[_Element]:
-    return [c for c in el if isinstance(c.tag, str)]
 
 
 # ================================================================================ Identify
@@ -554,18 +527,25 @@ def build_enumerate_response(relates_to: str | None, items: EnumerationItems | N
     return build_envelope(response_header(Action.ENUMERATE_RESPONSE, relates_to, message_id=message_id), [root])
 
 
-def parse_enumerate_response(env: Envelope) -> EnumerationItems:
-    _expect(env, Action.ENUMERATE_RESPONSE)
-    p = _payload(env, N_ENUMERATE_RESPONSE)
+def _parse_items_response(env: Envelope, action: str, tag: str, items_tag: str, end_tag: str) -> EnumerationItems:
+    """EnumerationContext, the items box and the end-of-sequence marker of an EnumerateResponse
+    (wsman:Items / wsman:EndOfSequence, DSP0226 8.2.3) or a PullResponse (wsen:Items /
+    wsen:EndOfSequence, DSP0226 8.4)."""
+    _expect(env, action)
+    p = _payload(env, tag)
     out = EnumerationItems()
     for c in _children(p):
         if c.tag == N_CONTEXT:
             out.context = _text(c) or None
-        elif c.tag == W_ITEMS:
+        elif c.tag == items_tag:
             _read_items(c, out)
-        elif c.tag == W_END:
+        elif c.tag == end_tag:
             out.end_of_sequence = True
     return out
+
+
+def parse_enumerate_response(env: Envelope) -> EnumerationItems:
+    return _parse_items_response(env, Action.ENUMERATE_RESPONSE, N_ENUMERATE_RESPONSE, W_ITEMS, W_END)
 
 
 def build_pull_request(header: Header, req: PullRequest) -> bytes:
@@ -616,17 +596,7 @@ def build_pull_response(relates_to: str | None, items: EnumerationItems, *,
 
 
 def parse_pull_response(env: Envelope) -> EnumerationItems:
-    _expect(env, Action.PULL_RESPONSE)
-    p = _payload(env, N_PULL_RESPONSE)
-    out = EnumerationItems()
-    for c in _children(p):
-        if c.tag == N_CONTEXT:
-            out.context = _text(c) or None
-        elif c.tag == N_ITEMS:
-            _read_items(c, out)
-        elif c.tag == N_END:
-            out.end_of_sequence = True
-    return out
+    return _parse_items_response(env, Action.PULL_RESPONSE, N_PULL_RESPONSE, N_ITEMS, N_END)
 
 
 def build_release_request(header: Header, context: str) -> bytes:

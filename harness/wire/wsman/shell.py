@@ -29,6 +29,9 @@ from typing import Final
 from lxml import etree
 
 from . import messages as msg
+from ._xml import children as _children
+from ._xml import sub as _sub
+from ._xml import text as _text
 from .duration import format_duration, parse_duration
 from .envelope import Envelope, build_envelope
 from .errors import WSManDecodeError
@@ -252,14 +255,6 @@ class DisconnectRequest:
 
 
 # ================================================================================ helpers
-def _text(el: _Element) -> str:
-    return (el.text or "").strip()
-
-
-def _children(el: _Element) -> list[_Element]:
-    return [c for c in el if isinstance(c.tag, str)]
-
-
 def _bool(text: str, what: str) -> bool:
     t = text.strip().lower()
     if t in ("true", "1"):
@@ -302,13 +297,6 @@ def _el(tag: str, text: str | None = None, **attrib: str) -> _Element:
     e = etree.Element(tag, nsmap=RSP_NSMAP)
     for k, v in attrib.items():
         e.set(k, v)
-    if text is not None:
-        e.text = text
-    return e
-
-
-def _sub(parent: _Element, tag: str, text: str | None = None) -> _Element:
-    e = etree.SubElement(parent, tag)
     if text is not None:
         e.text = text
     return e
