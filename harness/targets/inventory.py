@@ -84,9 +84,16 @@ MOCK_CAPABILITIES: frozenset[str] = frozenset(
     }
 )
 
-#: What a real Windows WinRM listener offers out of the box (MS-WSMV, WMI plug-in). The 2005/06
-#: dialect is only Windows Server 2003 R2's (MS-WMOD 1.4: incompatible with the DMTF specifications).
-WINDOWS_CAPABILITIES: frozenset[str] = MOCK_CAPABILITIES - {"wsman2005", "sddl"}
+#: Capabilities of the mock that a Windows host does not offer out of the box: the 2005/06 dialect is
+#: only Windows Server 2003 R2's (MS-WMOD 1.4: incompatible with the DMTF specifications); SetSD changes
+#: the target's security (opt-in); Disconnect/Reconnect of cmd shells is for custom remote shells only
+#: (MS-WSMV 3.1.4.15); the idle reaper test needs the mock's clock; publisher-initiated subscriptions
+#: need Windows Event Forwarding configured on the host (MS-WSMV 3.1.4.1.30). An inventory may list them.
+NOT_OUT_OF_THE_BOX: frozenset[str] = frozenset(
+    {"wsman2005", "sddl", "winrs-disconnect", "shell-idle-reaper", "publisher-initiated"})
+
+#: What a real Windows WinRM listener offers out of the box (MS-WSMV, WMI plug-in).
+WINDOWS_CAPABILITIES: frozenset[str] = MOCK_CAPABILITIES - NOT_OUT_OF_THE_BOX
 
 
 class InventoryError(ValueError):
