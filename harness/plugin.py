@@ -23,6 +23,7 @@ Fixture ``wm_outcome(outcome, detail)`` records which of several acceptable outc
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -112,6 +113,7 @@ def pytest_configure(config: pytest.Config) -> None:
         from harness.report.session import clear_shards
 
         clear_shards(state.reports_dir)
+        _clear_worker_captures(state.reports_dir)
     if state.reports_dir is not None:
         # WMI over DCOM: every RpcClient records its PDUs into the session tap, so the captures
         # hold the DCE/RPC streams too (harness.capture.dcerpc_synth); undone in pytest_unconfigure.
@@ -465,9 +467,41 @@ def _wm_allure_evidence(request: pytest.FixtureRequest) -> Iterator[None]:
                       attachment_type=allure.attachment_type.XML)
 
 
+def _all_capture_name(worker: str | None) -> str:
+    """``all.pcapng``, or ``all-<worker>.pcapng`` for a pytest-xdist worker (the controller merges them)."""
+    if worker is None:
+        return "all.pcapng"
+    return f"all-{re.sub(r'[^A-Za-z0-9_-]+', '_', worker)}.pcapng"
+
+
+def _clear_worker_captures(reports_dir: Path) -> None:
+    """Remove per-worker whole-session captures a previous run left behind (controller, before workers start)."""
+    captures = reports_dir / "captures"
+    if captures.is_dir():
+        for path in captures.glob("all-*.pcapng"):
+            path.unlink(missing_ok=True)
+
+
+def _merge_worker_captures(reports_dir: Path) -> None:
+    """The controller under pytest-xdist: ``captures/all-<worker>.pcapng`` merged, in time order, into
+    ``captures/all.pcapng`` (harness.capture.merge)."""
+    import sys
+
+    from harness.capture.merge import CaptureMergeError, merge_pcapng_files
+
+    sources = sorted((reports_dir / "captures").glob("all-*.pcapng"))
+    if not sources:
+        return
+    try:
+        merge_pcapng_files(sources, reports_dir / "captures" / "all.pcapng")
+    except CaptureMergeError as exc:
+        print(f"wm-harness: worker captures not merged: {exc}", file=sys.stderr)
+
+
 def _write_captures(state: _Session, reports_dir: Path) -> None:
-    """``captures/<test>.pcapng`` per suite case and ``captures/all.pcapng`` (harness.capture.synth for
-    HTTP, harness.capture.dcerpc_synth for the DCE/RPC PDUs of WMI over DCOM)."""
+    """``captures/<test>.pcapng`` per suite case and ``captures/all.pcapng`` (``all-<worker>.pcapng`` on a
+    pytest-xdist worker) (harness.capture.synth for HTTP, harness.capture.dcerpc_synth for the DCE/RPC PDUs
+    of WMI over DCOM)."""
     import sys
 
     from harness.capture.dcerpc_synth import write_session_captures_all
@@ -476,7 +510,7 @@ def _write_captures(state: _Session, reports_dir: Path) -> None:
     try:
         names = write_session_captures_all([(r.nodeid, r.wire) for r in state.results],
                                            list(state.tap.exchanges), reports_dir / "captures",
-                                           state.tap.secrets)
+                                           state.tap.secrets, all_name=_all_capture_name(state.worker))
     except (SynthError, OSError) as exc:
         print(f"wm-harness: packet captures not written: {exc}", file=sys.stderr)
         return
@@ -502,6 +536,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         merged = read_shards(state.reports_dir)
         if merged:
             write_reports(merged, state.reports_dir)
+        _merge_worker_captures(state.reports_dir)
     for mock in state.mocks.values():
         mock.stop()
     state.mocks.clear()

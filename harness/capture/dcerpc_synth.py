@@ -131,6 +131,7 @@ def write_capture_all(exchanges: Sequence[Exchange], path: Path, *, mss: int = D
 
 def write_session_captures_all(results: Iterable[tuple[str, Sequence[Exchange]]],
                                all_exchanges: Sequence[Exchange], out_dir: Path,
-                               secrets: Iterable[str] = ()) -> dict[str, str]:
-    """One capture per test plus ``all.pcapng`` (HTTP and DCE/RPC); returns nodeid -> file name."""
-    return write_session_captures_with(write_capture_all, results, all_exchanges, out_dir, secrets)
+                               secrets: Iterable[str] = (), *, all_name: str = "all.pcapng") -> dict[str, str]:
+    """One capture per test plus ``all_name`` (HTTP and DCE/RPC); returns nodeid -> file name."""
+    return write_session_captures_with(write_capture_all, results, all_exchanges, out_dir, secrets,
+                                       all_name=all_name)

@@ -270,16 +270,16 @@ CaptureWriter = Callable[..., int]
 
 def write_session_captures_with(write: CaptureWriter, results: Iterable[tuple[str, Sequence[Exchange]]],
                                 all_exchanges: Sequence[Exchange], out_dir: Path,
-                                secrets: Iterable[str] = ()) -> dict[str, str]:
-    """One capture per test plus ``all.pcapng`` under ``out_dir``, each written by ``write``;
-    returns nodeid -> file name."""
+                                secrets: Iterable[str] = (), *, all_name: str = "all.pcapng") -> dict[str, str]:
+    """One capture per test plus ``all_name`` (the whole session; ``all-<worker>.pcapng`` under
+    pytest-xdist) under ``out_dir``, each written by ``write``; returns nodeid -> file name."""
     secret_list = [s for s in secrets if s]
     names: dict[str, str] = {}
     for nodeid, wire in results:
         name = capture_name(nodeid)
         write(list(wire), out_dir / name, secrets=secret_list)
         names[nodeid] = name
-    write(list(all_exchanges), out_dir / "all.pcapng", secrets=secret_list)
+    write(list(all_exchanges), out_dir / all_name, secrets=secret_list)
     return names
 
 

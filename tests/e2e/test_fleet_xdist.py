@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from lxml import html
 
+from harness.capture.reader import read_frames
+
 REPO = Path(__file__).resolve().parents[2]
 
 pytest.importorskip("xdist", reason="pytest-xdist is not installed (pip install -e '.[test]')")
@@ -48,6 +50,17 @@ def test_two_mock_targets_run_on_two_workers_into_one_report(tmp_path: Path):
     assert {c["verdict"] for c in cases} == {"PASS"}
     assert all(c["wire"] for c in cases), "every case carries its own mock's traffic"
     assert sorted(p.name for p in (reports / "shards").glob("*.json")) == ["gw0.json", "gw1.json"]
+
+    # each worker wrote its own whole-session capture; the controller merged them in time order
+    captures = reports / "captures"
+    worker_files = sorted(p.name for p in captures.glob("all-*.pcapng"))
+    assert worker_files == ["all-gw0.pcapng", "all-gw1.pcapng"], worker_files
+    merged = read_frames(captures / "all.pcapng")
+    assert len(merged) == sum(len(read_frames(captures / name)) for name in worker_files) > 0
+    assert [f.timestamp_us for f in merged] == sorted(f.timestamp_us for f in merged)
+    check = subprocess.run([sys.executable, "-m", "harness.cli", "check-pcap", str(captures / "all.pcapng")],
+                           cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    assert check.returncode == 0, check.stdout[-3000:] + check.stderr[-3000:]
 
     doc = html.fromstring((reports / "matrix.html").read_text())
     assert doc.xpath("//table[@id='requirements']/thead/tr/th[@class='target']/text()") == ["fleet-a", "fleet-b"]

@@ -29,8 +29,9 @@ Callers' tokens (the mock's SAM, :func:`principal_sids`): every local user has a
 machine's account domain (``S-1-5-21-a-b-c-RID``, MS-DTYP 2.4.2.4), plus Everyone, NETWORK and
 Authenticated Users (a network logon). The administrator is also a member of BUILTIN\\Administrators
 (RID 500); a read-only user is not, but is a member of BUILTIN\\Remote Management Users, without
-which the WinRM listener does not admit a non-administrator (observed Windows behaviour: the
-default ``RootSDDL`` of WinRM since Windows Server 2012 grants only BA and RM).
+which Windows does not let a non-administrator use WinRM (observed Windows behaviour since
+Windows Server 2012). Shell creation is checked separately against WinRM's ``RootSDDL``
+(:mod:`harness.targets.mock.root_sddl`, default ``O:NSG:BAD:P(A;;GA;;;BA)(A;;GR;;;IU)``).
 """
 
 from __future__ import annotations

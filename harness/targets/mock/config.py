@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from harness.auth.policy import AuthPolicy
 from harness.auth.tls import ServerTls
+from harness.targets.mock.root_sddl import DEFAULT_ROOT_SDDL
 
 
 def _default_password() -> str:
@@ -30,6 +31,9 @@ class MockConfig:
     password: str = field(default_factory=_default_password, repr=False)
     #: Users allowed read access only (MS-WMOD 2.9.3); name -> password.
     read_only_users: dict[str, str] = field(default_factory=dict, repr=False)
+    #: ``winrm/config/service`` RootSDDL: who may use resources without an SDDL of their own, the
+    #: WinRS cmd shell among them (Shell Create needs GX; harness.targets.mock.root_sddl).
+    root_sddl: str = DEFAULT_ROOT_SDDL
     max_envelope_size: int = 512_000
     max_request_bytes: int = 512_000
     max_timeout: float = 60.0

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Protocol, TypeVar
 
 from harness.cim.store import CimStore
+from harness.targets.mock import authorization as authz
+from harness.targets.mock import root_sddl
 from harness.targets.mock.cmd_engine import CmdContext, CodePageError, SimulatedProcess, codec_for
 from harness.targets.mock.config import MockConfig
 from harness.wire.wsman import messages as msg
@@ -433,7 +435,12 @@ class ShellHandlers:
         return self.host.get(principal.name, required_shell_id(env), connected=connected)
 
     def create(self, env: Envelope, principal: Principal) -> bytes:
-        self.service._require_writer(principal)
+        """Shell Create (MS-WSMV 3.1.4.5): the RootSDDL of the service must grant the caller GX
+        (harness.targets.mock.root_sddl), else w:AccessDenied (DSP0226 14.6.1)."""
+        try:
+            root_sddl.require_shell(self.service.config.root_sddl, self.service.sids_of(principal))
+        except authz.AccessDenied as exc:
+            raise make_fault("AccessDenied", exc.reason) from None
         spec = sh.parse_create_shell_request(env)
         shell = self.host.create(principal.name, spec, sh.shell_options(env.header))
         epr = EndpointReference(address=env.header.to or "", resource_uri=RESOURCE_SHELL_CMD,

@@ -29,6 +29,8 @@ from harness.cim.errors import WBEM_HRESULT, CimError, CimStatus
 from harness.cim.paths import ObjectPath, parse_object_path
 from harness.cim.store import CimStore, StoreChange
 from harness.cim.wql import WqlQuery, evaluate_where, parse_wql
+from harness.targets.mock import authorization as authz
+from harness.targets.mock import wmi_access
 from harness.targets.mock.config import MockConfig
 from harness.targets.mock.events import EVENT_ANCESTRY, intrinsic_event
 from harness.targets.mock.wmi_server_async import (
@@ -214,7 +216,14 @@ class Level1Login:
             w.referent(False)
             w.u32(WBEM_E_INVALID_NAMESPACE)
             return
-        services = Services(self.server, ns, call.user.read_only if call.user else True)
+        try:
+            # MS-WMI 3.1.4.1.4 / 5.2: logging on to a namespace needs Enable Account and Remote Enable
+            self.server.check(call, ns, authz.READ_RIGHTS)
+        except CimError as exc:
+            w.referent(False)
+            w.u32(hresult_of(exc))
+            return
+        services = Services(self.server, ns)
         w.interface_pointer(runtime.export(services, IID_IWBEM_SERVICES, owner=call.connection))
         w.u32(WBEM_S_NO_ERROR)
 
@@ -399,7 +408,6 @@ class Services:
 
     server: WmiServer
     namespace: str
-    read_only: bool = False
 
     def interfaces(self) -> list[uuid.UUID]:
         return [IID_IWBEM_SERVICES]
@@ -454,7 +462,14 @@ class Services:
             w.referent(False)
             w.u32(WBEM_E_INVALID_NAMESPACE)
             return
-        _write_out_ptr(w, runtime.export(Services(self.server, ns, self.read_only), IID_IWBEM_SERVICES,
+        try:
+            self.server.check(call, ns, authz.READ_RIGHTS)   # the namespace opened has its own DACL
+        except CimError as exc:
+            w.referent(False)
+            w.referent(False)
+            w.u32(hresult_of(exc))
+            return
+        _write_out_ptr(w, runtime.export(Services(self.server, ns), IID_IWBEM_SERVICES,
                                        owner=call.connection))
         w.referent(False)
         w.u32(WBEM_S_NO_ERROR)
@@ -466,6 +481,7 @@ class Services:
         _read_inout_ptr(r, "ppObject")
         _read_inout_ptr(r, "ppCallResult")
         try:
+            self.server.check(call, self.namespace, authz.READ_RIGHTS)
             obj = self._object(path)
         except CimError as exc:
             w.referent(False)
@@ -476,9 +492,9 @@ class Services:
         w.referent(False)
         w.u32(WBEM_S_NO_ERROR)
 
-    def _check_write(self) -> None:
-        if self.read_only:
-            raise CimError(CimStatus.ACCESS_DENIED, "the user may only read (MS-WMOD 2.9.3)")
+    def _check_write(self, call: RpcCall) -> None:
+        """PutInstance / DeleteInstance: Full Write or Partial Write on the namespace (MS-WMI 5.2)."""
+        wmi_access.check_write(self.store, self.server.machine, call.user, self.namespace)
 
     async def _put_instance(self, r: NdrReader, w: NdrWriter, call: RpcCall, runtime: DcomRuntime) -> None:
         """PutInstance (3.1.4.3.12): create or update per WBEM_FLAG_CREATE_ONLY / UPDATE_ONLY."""
@@ -487,7 +503,7 @@ class Services:
         _read_ctx(r)
         _read_inout_ptr(r, "ppCallResult")
         try:
-            self._check_write()
+            self._check_write(call)
             if raw is None:
                 raise CimError(CimStatus.INVALID_PARAMETER, "pInst is NULL")
             obj = decode_class_object(raw)
@@ -530,7 +546,7 @@ class Services:
         _read_ctx(r)
         _read_inout_ptr(r, "ppCallResult")
         try:
-            self._check_write()
+            self._check_write(call)
             self.store.delete_instance(self.namespace, self.store.resolve_path(self.namespace, self._parse_path(path)))
         except CimError as exc:
             w.referent(False)
@@ -551,6 +567,7 @@ class Services:
         flags = r.i32("lFlags")
         _read_ctx(r)
         try:
+            self.server.check(call, self.namespace, authz.READ_RIGHTS)
             insts = self.store.enumerate_instances(self.namespace, classname, deep=not flags & WBEM_FLAG_SHALLOW)
             items: list[WmiClass | WmiInstance] = [self.server.objects.instance(self.namespace, i) for i in insts]
         except CimError as exc:
@@ -570,6 +587,7 @@ class Services:
             w.u32(WBEM_E_INVALID_QUERY_TYPE)
             return
         try:
+            self.server.check(call, self.namespace, authz.READ_RIGHTS)
             found = self.store.exec_query(self.namespace, query)
             items: list[WmiClass | WmiInstance] = [self.server.objects.instance(self.namespace, i) for i in found]
         except CimError as exc:
@@ -593,6 +611,7 @@ class Services:
             status = WBEM_E_INVALID_PARAMETER
         else:
             try:
+                self.server.check(call, self.namespace, authz.READ_RIGHTS)
                 query = parse_wql(text)
                 if query.kind != "select" or query.classname.lower() not in EVENT_ANCESTRY:
                     status = WBEM_E_INVALID_CLASS
@@ -642,6 +661,7 @@ class Services:
             w.u32(WBEM_E_INVALID_QUERY_TYPE)
             return
         try:
+            self.server.check(call, self.namespace, authz.READ_RIGHTS)
             found = self.store.exec_query(self.namespace, text)
             refs = [self.server.objects.objref(self.server.objects.instance(self.namespace, i)) for i in found]
         except CimError as exc:
@@ -666,6 +686,7 @@ class Services:
             w.u32(WBEM_E_INVALID_QUERY_TYPE)
             return
         try:
+            self.server.check(call, self.namespace, authz.READ_RIGHTS)
             query = parse_wql(text)
         except CimError as exc:
             w.u32(hresult_of(exc))
@@ -709,7 +730,7 @@ class Services:
         _read_inout_ptr(r, "ppOutParams")
         _read_inout_ptr(r, "ppCallResult")
         try:
-            self._check_write()
+            self.server.check(call, self.namespace, authz.READ_RIGHTS)
             params: dict[str, object] = {}
             if raw_in is not None:
                 inparams = decode_class_object(raw_in)
@@ -728,7 +749,13 @@ class Services:
             meth = next((m for m in wcls.methods if m.name.lower() == method.lower()), None)
             if meth is None:
                 raise CimError(CimStatus.METHOD_NOT_FOUND, f"{classname} has no method {method}")
-            rv, outs = self.store.invoke_method(self.namespace, target, meth.name, params)
+            wmi_access.check_method(self.store, self.server.machine, call.user, self.namespace, classname, meth.name)
+            if classname.lower() == "__systemsecurity" and meth.name.lower() == "getcalleraccessrights":
+                # the caller's own rights under the namespace DACL (WMI __SystemSecurity reference)
+                rights = wmi_access.caller_rights(self.store, self.server.machine, call.user, self.namespace)
+                rv, outs = 0, {"Rights": pywbem.Sint32(rights)}
+            else:
+                rv, outs = self.store.invoke_method(self.namespace, target, meth.name, params)
         except CimError as exc:
             w.referent(False)
             w.referent(False)
@@ -771,6 +798,12 @@ class WmiServer:
         self.epm = RpcServer(self.runtime, users, host=host, port=epm_port, hostname=machine)
         self.orpc = RpcServer(self.runtime, users, host=host, port=orpc_port, hostname=machine)
         self.orpc.on_connection = self._connection_closed
+
+    def check(self, call: RpcCall, namespace: str, desired: int) -> None:
+        """CimError ACCESS_DENIED (WBEM_E_ACCESS_DENIED, MS-WMI 2.2.11) unless the caller of ``call``
+        holds ``desired`` and Remote Enable under the DACL of ``namespace`` (MS-WMOD 2.9.3, MS-WMI 5.2;
+        :mod:`harness.targets.mock.wmi_access`)."""
+        wmi_access.check(self.store, self.machine, call.user, namespace, desired)
 
     async def _connection_closed(self, connection: RpcConnection) -> None:
         self.runtime.release_owned(connection)
