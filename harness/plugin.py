@@ -6,6 +6,9 @@ Options
     ``--wm-reports``     directory for ``results.json``, ``matrix.html`` and ``captures/*.pcapng``
     ``--wm-no-validate`` do not validate WS-Man messages against the XSDs
     ``--wm-profile``     a named capability set (harness.targets.capabilities.PROFILES) for the targets
+    ``--wm-live-capture`` with ``--wm-reports``: also capture the mock targets' real loopback traffic
+                         (scapy; needs root or CAP_NET_RAW) into ``captures/live.pcapng``, redacted
+                         (harness.capture.live)
 
 Inventory entries with ``url = "mock"`` start one more built-in mock each (fleets); under
 pytest-xdist (``-n 2 --dist loadgroup``) every target is one ``xdist_group``, each worker starts
@@ -57,6 +60,8 @@ class _Session:
     profile: str | None = None
     worker: str | None = None  # pytest-xdist worker id
     xdist_controller: bool = False
+    live_capture: bool = False  # --wm-live-capture
+    live: list[Any] = field(default_factory=list)  # harness.capture.live.LiveCapture, one per mock
 
     @property
     def names(self) -> list[str]:
@@ -77,6 +82,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--wm-profile", action="store", default=None,
                     help="named capability set for targets without listed capabilities "
                          "(windows, mock, read-only, dmtf-wsman, identify-only)")
+    group.addoption("--wm-live-capture", action="store_true", default=False,
+                    help="with --wm-reports: capture the mock targets' loopback traffic live (root or "
+                         "CAP_NET_RAW) into captures/live.pcapng, credentials redacted")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -109,6 +117,7 @@ def pytest_configure(config: pytest.Config) -> None:
     reports = config.getoption("--wm-reports")
     state.reports_dir = Path(reports) if reports else None
     state.validate = not config.getoption("--wm-no-validate")
+    state.live_capture = bool(config.getoption("--wm-live-capture"))
     if state.xdist_controller and state.reports_dir is not None:
         from harness.report.session import clear_shards
 
@@ -178,10 +187,50 @@ def _resolve_target(state: _Session, name: str) -> Target:
                          is_mock=True, timeout=10.0)
         if mock.wmi_endpoint is not None:
             target = replace(target, wmi_host=mock.wmi_endpoint[0], wmi_port=mock.wmi_endpoint[1])
+        if state.live_capture:
+            _start_live_capture(state, name, mock)
     target = _with_capabilities(state, target)
     state.tap.add_secret(target.password)
     state.targets[name] = target
     return target
+
+
+def _start_live_capture(state: _Session, name: str, mock: Any) -> None:
+    """``--wm-live-capture``: sniff the mock's HTTP and WMI ports on ``lo`` (harness.capture.live), or say why not."""
+    import sys
+    from urllib.parse import urlsplit
+
+    from harness.capture.live import LiveCapture
+
+    if state.reports_dir is None:
+        print("wm-harness: live capture not started: --wm-live-capture needs --wm-reports", file=sys.stderr)
+        return
+    ports = [urlsplit(mock.url).port or 0]
+    if mock.wmi is not None:
+        ports += [mock.wmi.epm_port, mock.wmi.orpc_port]
+    live = LiveCapture(ports)
+    why = live.start()
+    if why is not None:
+        print(f"wm-harness: live capture of {name} not started: {why}", file=sys.stderr)
+        return
+    state.live.append(live)
+
+
+def _write_live_captures(state: _Session, reports_dir: Path) -> None:
+    """Stop the live captures and write ``captures/live.pcapng`` (``live-<worker>.pcapng`` on an xdist
+    worker; ``live-<n>.pcapng`` for every further mock of a fleet), redacted with the tap's secrets."""
+    import sys
+
+    from harness.capture.live import LiveCaptureError
+
+    stem = _all_capture_name(state.worker).replace("all", "live", 1).removesuffix(".pcapng")
+    for i, live in enumerate(state.live):
+        path = reports_dir / "captures" / (f"{stem}.pcapng" if i == 0 else f"{stem}-{i}.pcapng")
+        try:
+            live.write(path, state.tap.secrets)
+        except LiveCaptureError as exc:
+            print(f"wm-harness: live capture not written: {exc}", file=sys.stderr)
+    state.live.clear()
 
 
 def _with_capabilities(state: _Session, target: Target) -> Target:
@@ -537,6 +586,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if merged:
             write_reports(merged, state.reports_dir)
         _merge_worker_captures(state.reports_dir)
+    if state.reports_dir is not None and state.live:
+        _write_live_captures(state, state.reports_dir)
     for mock in state.mocks.values():
         mock.stop()
     state.mocks.clear()
