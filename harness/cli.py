@@ -103,7 +103,7 @@ def cmd_check_pcap(args: argparse.Namespace) -> int:
     from harness.capture.check import run_check_pcap
 
     password = os.environ.get(args.password_env) if args.password_env else None
-    code, output = run_check_pcap(args.file, as_json=args.json, password=password)
+    code, output = run_check_pcap(args.file, as_json=args.json, password=password, keytab=args.keytab)
     print(output, file=sys.stderr if code == 2 else sys.stdout)
     return code
 
@@ -166,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print the per-message report as JSON")
     check.add_argument("--password-env", default=None,
                        help="environment variable holding the password for encrypted (multipart/encrypted) bodies")
+    check.add_argument("--keytab", default=None, metavar="PATH",
+                       help="service keytab (MIT format) to open Kerberos-sealed bodies (RFC 4120, RFC 4121)")
     check.set_defaults(func=cmd_check_pcap)
     return parser
 

@@ -48,6 +48,7 @@ MAX_BODY_CHECK = 64 * 1024 * 1024
 #: authentication handshake that established the session key).
 Decryptor = Callable[[TcpStream, HttpMessage, list[HttpMessage]], bytes]
 _decryptor_factories: list[Callable[[str], Decryptor | None]] = []
+_keytab_decryptor_factories: list[Callable[[str], Decryptor | None]] = []
 
 
 class NotDecryptable(ValueError):
@@ -60,16 +61,38 @@ def register_decryptor_factory(factory: Callable[[str], Decryptor | None]) -> No
     _decryptor_factories.append(factory)
 
 
-def decryptor_for(password: str | None) -> Decryptor | None:
-    if not password:
+def register_keytab_decryptor_factory(factory: Callable[[str], Decryptor | None]) -> None:
+    """Register a factory that builds a :data:`Decryptor` from a keytab path (Kerberos: the
+    service key opens the ticket, RFC 4120 5.3; harness.capture.krb_decrypt plugs in here)."""
+    _keytab_decryptor_factories.append(factory)
+
+
+def _chain(decryptors: list[Decryptor]) -> Decryptor:
+    """Try each decryptor in turn; the next one gets a message the previous one could not open."""
+    def decrypt(stream: TcpStream, msg: HttpMessage, before: list[HttpMessage]) -> bytes:
+        reasons: list[str] = []
+        for dec in decryptors:
+            try:
+                return dec(stream, msg, before)
+            except NotDecryptable as exc:
+                reasons.append(str(exc))
+        raise NotDecryptable("; ".join(reasons))
+    return decrypt
+
+
+def decryptor_for(password: str | None, keytab: str | None = None) -> Decryptor | None:
+    found: list[Decryptor] = []
+    if keytab:
+        # The built-in Kerberos decryptor (MS-WSMV 2.2.9.1.1, RFC 4121 4.2.6.2) registers itself on import.
+        from harness.capture import krb_decrypt  # noqa: F401
+        found += [dec for factory in _keytab_decryptor_factories if (dec := factory(keytab)) is not None][:1]
+    if password:
+        # The built-in NTLM decryptor (MS-WSMV 2.2.9.1.1, MS-NLMP 3.4) registers itself on import.
+        from harness.capture import decrypt  # noqa: F401
+        found += [dec for factory in _decryptor_factories if (dec := factory(password)) is not None][:1]
+    if not found:
         return None
-    # The built-in NTLM decryptor (MS-WSMV 2.2.9.1.1, MS-NLMP 3.4) registers itself on import.
-    from harness.capture import decrypt  # noqa: F401
-    for factory in _decryptor_factories:
-        dec = factory(password)
-        if dec is not None:
-            return dec
-    return None
+    return found[0] if len(found) == 1 else _chain(found)
 
 
 @dataclass
@@ -288,26 +311,26 @@ def _dcerpc_reports(stream: TcpStream, password: str | None, notes: list[str]) -
 
 
 def check_capture(path: Path, *, password: str | None = None, validator: Any = None,
-                  validate: bool = True) -> CaptureReport:
+                  validate: bool = True, keytab: str | None = None) -> CaptureReport:
     """Read, reassemble and check ``path``; :class:`CaptureReadError` when unreadable."""
     start = time.perf_counter()
     frames = read_frames(path)
-    return _finish(str(path), frames, path.stat().st_size, start, password, validator, validate)
+    return _finish(str(path), frames, path.stat().st_size, start, password, validator, validate, keytab)
 
 
 def check_capture_bytes(data: bytes, *, password: str | None = None, validator: Any = None,
-                        validate: bool = True, source: str = "<memory>") -> CaptureReport:
+                        validate: bool = True, source: str = "<memory>", keytab: str | None = None) -> CaptureReport:
     start = time.perf_counter()
-    return _finish(source, frames_from_bytes(data), len(data), start, password, validator, validate)
+    return _finish(source, frames_from_bytes(data), len(data), start, password, validator, validate, keytab)
 
 
 def _finish(source: str, frames: list[Any], size: int, start: float, password: str | None,
-            validator: Any, validate: bool) -> CaptureReport:
+            validator: Any, validate: bool, keytab: str | None = None) -> CaptureReport:
     streams = reassemble(frames)
     if validator is None and validate:
         validator = _validator()
     messages, notes = check_streams(streams, validator=validator, password=password,
-                                    decryptor=decryptor_for(password))
+                                    decryptor=decryptor_for(password, keytab))
     return CaptureReport(source, len(frames), len(streams), messages, notes, size, time.perf_counter() - start)
 
 
@@ -332,10 +355,11 @@ def format_report(report: CaptureReport) -> str:
     return "\n".join(lines)
 
 
-def run_check_pcap(file: str, *, as_json: bool, password: str | None) -> tuple[int, str]:
+def run_check_pcap(file: str, *, as_json: bool, password: str | None,
+                   keytab: str | None = None) -> tuple[int, str]:
     """``wmh check-pcap``: (exit code, output). 0 all pass, 1 a message failed, 2 unreadable file."""
     try:
-        report = check_capture(Path(file), password=password)
+        report = check_capture(Path(file), password=password, keytab=keytab)
     except CaptureReadError as exc:
         return 2, f"wmh check-pcap: cannot read {file}: {exc.reason}"
     out = json.dumps(report.to_json(), indent=1) if as_json else format_report(report)

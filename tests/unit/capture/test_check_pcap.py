@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from _capture_helpers import exchange
-from conftest import REPO
 
 from harness.capture.check import check_capture, register_decryptor_factory
 from harness.capture.synth import write_capture
@@ -17,6 +16,8 @@ from harness.transport.tap import Exchange
 from harness.wire.wsman import Header, build_envelope
 from harness.wire.wsman.faults import build_fault, make_fault
 from harness.wire.wsman.ns import Action
+
+REPO = Path(__file__).resolve().parents[3]  # the checkout (tests/unit/capture/<this file>)
 
 REFERENCE = REPO / "captures" / "mock-wsman.pcapng"
 

@@ -10,10 +10,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REPO
 
 from harness.capture.pcapng import LINKTYPE_ETHERNET, LINKTYPE_RAW
 from harness.capture.synth import write_capture
+
+REPO = Path(__file__).resolve().parents[3]  # the checkout (tests/unit/capture/<this file>)
 
 TSHARK = shutil.which("tshark")
 pytestmark = pytest.mark.skipif(TSHARK is None, reason="tshark binary not installed (apt-get install tshark)")
