@@ -574,14 +574,11 @@ class WSManService:
     def _associated(self, resource: Resource, request: msg.EnumerateRequest) -> list[ENUM_ITEM]:
         """Association filters (DSP0227 8.2): associators (AssociatedInstances) or references
         (AssociationInstances) of the object named by the filter's EPR."""
-        from harness.wire.wsman.cimxml import epr_to_path
-
         af = request.association_filter
         if af is None:
             raise make_fault("CannotProcessFilter", "The association filter is empty.")
         target_resource = resolve_resource(af.object.resource_uri, af.object.selectors, self.store)
         path = instance_path(target_resource, af.object.selectors, self.store)
-        _ = epr_to_path  # paths from EPRs are resolved against the class keys above
         ns = target_resource.namespace
         self.store.get_instance(ns, path)  # the source object must exist
         if af.kind == "AssociatedInstances":
@@ -827,9 +824,8 @@ class WSManService:
             target = cls.classname
         params = _typed_params(request.params, method)
         return_value, out = self.store.invoke_method(resource.namespace, target, method.name, params)
-        out_typed = {k: v for k, v in out.items()}
         return self._checked(env, msg.build_invoke_response(env.header.message_id, resource.uri, method.name,
-                                                            return_value, out_typed))
+                                                            return_value, out))
 
 
 # ---------------------------------------------------------------------------------- helpers
