@@ -9,12 +9,8 @@ from the password (pyspnego's kinit). Every SOAP message travels sealed by the K
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -26,36 +22,6 @@ pytestmark = pytest.mark.interop
 
 SERVICE_URI = WMI_CIMV2 + "Win32_Service"
 POLICY = ("--no-basic", "--no-allow-unencrypted")
-KDC_HELPER = Path(__file__).resolve().parents[1] / "kdc" / "mit_realm.py"
-
-
-def _kdc_module() -> ModuleType:
-    name = "wmh_tests_kdc_mit_realm"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, KDC_HELPER)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-kdc = _kdc_module()
-
-
-@pytest.fixture(scope="module")
-def realm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    reason = kdc.gssapi_missing() or (
-        f"MIT KDC not installed: {', '.join(kdc.missing_programs())}" if kdc.missing_programs() else None)
-    if reason:
-        pytest.skip(reason)
-    try:
-        with kdc.mit_realm(tmp_path_factory.mktemp("krb") / "realm") as built:
-            yield built
-    except kdc.RealmUnavailable as exc:
-        pytest.skip(f"Kerberos realm could not be built: {exc}")
-
-
 def _serve_in_realm(wmh_serve: Callable[..., MockServer], realm: Any, *options: str) -> MockServer:
     """``wmh serve`` with the realm's variables in its environment only (scoped patch while it starts)."""
     with pytest.MonkeyPatch.context() as patch:

@@ -7,11 +7,6 @@ environment, so nothing leaks into other tests. Skipped when krb5kdc or python-g
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -37,42 +32,6 @@ from harness.transport.tap import Tap
 from harness.wire.wsman import messages as msg
 
 SERVICE = "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/cimv2/Win32_Service"
-KDC_HELPER = Path(__file__).resolve().parents[2] / "kdc" / "mit_realm.py"
-
-
-def _kdc_module() -> ModuleType:
-    name = "wmh_tests_kdc_mit_realm"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, KDC_HELPER)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-kdc = _kdc_module()
-
-
-@pytest.fixture(scope="module")
-def realm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    reason = kdc.gssapi_missing() or (
-        f"MIT KDC not installed: {', '.join(kdc.missing_programs())}" if kdc.missing_programs() else None)
-    if reason:
-        pytest.skip(reason)
-    try:
-        with kdc.mit_realm(tmp_path_factory.mktemp("krb") / "realm") as built:
-            yield built
-    except kdc.RealmUnavailable as exc:
-        pytest.skip(f"Kerberos realm could not be built: {exc}")
-
-
-@pytest.fixture
-def krb_env(realm: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The realm's variables for this test only (client and in-process acceptor share the process)."""
-    for name, value in {**realm.client_env, **realm.server_env}.items():
-        monkeypatch.setenv(name, value)
-    return realm
 
 
 def config(**policy: object) -> MockConfig:

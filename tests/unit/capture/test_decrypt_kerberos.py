@@ -1,108 +1,44 @@
 """``wmh check-pcap --keytab``: Kerberos-sealed WinRM traffic decrypted with the service keytab.
 
 A live Kerberos session between our client and the in-process mock, in a loopback MIT realm
-(tests/kdc/mit_realm.py), recorded at the socket level by the recording proxy of
-test_decrypt_ntlm.py: the AP-REQ / AP-REP are in the HTTP headers as on a real wire. The realm's
+(tests/kdc/mit_realm.py), recorded at the socket level by the recording proxy
+(recording_proxy.py): the AP-REQ / AP-REP are in the HTTP headers as on a real wire. The realm's
 variables reach client and acceptor through a per-test ``monkeypatch`` only. Skipped (with the
 reason) when krb5kdc or python-gssapi is missing. RFC 4120 5.5.1, RFC 4121 4.2.6.2, MS-WSMV 2.2.9.1.1.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import importlib.util
 import json
 import struct
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
-from aiohttp import web
-from test_decrypt_ntlm import Recording, _pump
+from recording_proxy import Recording, recording_proxy
 
 from harness.auth.policy import AuthPolicy
 from harness.capture.check import check_capture_bytes, format_report
 from harness.capture.keytab import KeytabError, parse_keytab, read_keytab
 from harness.capture.krb_crypto import ETYPE_AES128, KerberosCryptoError, decrypt, encrypt, nfold
 from harness.capture.krb_decrypt import TOK_AP_REQ, header_token, parse_ap_req
-from harness.cim.mof import default_store
 from harness.client.resources import wmi_uri
 from harness.client.wsman import WSManClient
 from harness.targets.inventory import Target
 from harness.targets.mock.config import MockConfig
-from harness.targets.mock.http_server import build_app
 
 SERVICE = wmi_uri("Win32_Service")
-KDC_HELPER = Path(__file__).resolve().parents[2] / "kdc" / "mit_realm.py"
-
-
-def _kdc_module() -> ModuleType:
-    name = "wmh_tests_kdc_mit_realm"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, KDC_HELPER)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-kdc = _kdc_module()
-
-
-@pytest.fixture(scope="module")
-def realm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    reason = kdc.gssapi_missing() or (
-        f"MIT KDC not installed: {', '.join(kdc.missing_programs())}" if kdc.missing_programs() else None)
-    if reason:
-        pytest.skip(reason)
-    try:
-        with kdc.mit_realm(tmp_path_factory.mktemp("krbcap") / "realm") as built:
-            yield built
-    except kdc.RealmUnavailable as exc:
-        pytest.skip(f"Kerberos realm could not be built: {exc}")
 
 
 @pytest.fixture
-async def recorded(realm: Any, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[str, Recording]]:
+async def recorded(krb_env: Any) -> AsyncIterator[tuple[str, Recording]]:
     """The mock (Kerberos scheme offered, unencrypted refused) behind a recording proxy; its URL."""
-    for name, value in {**realm.client_env, **realm.server_env}.items():
-        monkeypatch.setenv(name, value)
     config = MockConfig(password="unused-Ntlm-1", wmi_enabled=False)
     config.auth = AuthPolicy(allow_basic=False, allow_unencrypted=False, allow_kerberos=True)
-    runner = web.AppRunner(build_app(default_store(), config), access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server = site._server
-    assert isinstance(server, asyncio.base_events.Server)
-    mock_port = server.sockets[0].getsockname()[1]
-    rec = Recording()
-    counter = [0]
-    tasks: set[asyncio.Task[None]] = set()
-
-    async def accept(c_reader: asyncio.StreamReader, c_writer: asyncio.StreamWriter) -> None:
-        conn = counter[0]
-        counter[0] += 1
-        s_reader, s_writer = await asyncio.open_connection("127.0.0.1", mock_port)
-        for t in (asyncio.create_task(_pump(c_reader, s_writer, rec, conn, True)),
-                  asyncio.create_task(_pump(s_reader, c_writer, rec, conn, False))):
-            tasks.add(t)
-            t.add_done_callback(tasks.discard)
-
-    proxy = await asyncio.start_server(accept, "127.0.0.1", 0)
-    port = proxy.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}/wsman", rec
-    finally:
-        proxy.close()
-        for t in list(tasks):
-            t.cancel()
-        await runner.cleanup()
+    async with recording_proxy(config) as recorded_session:
+        yield recorded_session
 
 
 async def _session(url: str, realm: Any, auth: str) -> None:
