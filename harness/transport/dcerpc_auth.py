@@ -25,7 +25,7 @@ from spnego.iov import BufferType, IOVBuffer
 
 from harness.auth.users import LocalUser, UserDatabase, ntlm_user_file
 from harness.transport.dcerpc_ntlm import NtlmAcceptor, NtlmError
-from harness.wire.dcom.pdu import SEC_TRAILER_SIZE, AuthLevel, AuthType, PduError, stub_span
+from harness.wire.dcom.pdu import SEC_TRAILER_SIZE, AuthLevel, AuthType, PduError, signed_region, stub_span
 
 SIGNATURE_SIZE = 16   # NTLMSSP_MESSAGE_SIGNATURE (MS-NLMP 2.2.2.9)
 
@@ -92,7 +92,7 @@ def _spnego_unprotect(ctx: Any, data: bytes, level: int) -> bytes:
                 IOVBuffer(BufferType.sign_only, trailer), IOVBuffer(BufferType.header, signature),
             ])
             return data[:start] + (res.buffers[1].data or b"") + data[end:]
-        ctx.verify(data[:len(data) - auth_len], signature)
+        ctx.verify(signed_region(data, auth_len), signature)
     except SpnegoError as exc:
         raise RpcAuthError(f"packet verification failed: {exc}") from exc
     return data
@@ -163,7 +163,7 @@ class ServerSecurity:
             if level == AuthLevel.PKT_PRIVACY:
                 plain = self._ntlm.unseal(pre, data[start:end], trailer, signature)
                 return data[:start] + plain + data[end:]
-            self._ntlm.verify(data[:len(data) - auth_len], signature)
+            self._ntlm.verify(signed_region(data, auth_len), signature)
         except NtlmError as exc:
             raise RpcAuthError(f"packet verification failed: {exc.reason}") from exc
         return data

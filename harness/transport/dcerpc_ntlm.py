@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hmac
 import os
-import struct
 
 from spnego._ntlm_raw.crypto import RC4Handle, hmac_md5, ntowfv1, ntowfv2, rc4, rc4init, rc4k, sealkey, signkey
 from spnego._ntlm_raw.messages import (
@@ -169,8 +168,3 @@ class NtlmAcceptor:
         plain = rc4(self._handles()[0], data)
         self.verify(pre + plain + post, signature)
         return bytes(plain)
-
-
-def signature_version(signature: bytes) -> int:
-    """NTLMSSP_MESSAGE_SIGNATURE Version field (MS-NLMP 2.2.2.9.1: always 1)."""
-    return int(struct.unpack_from("<I", signature, 0)[0]) if len(signature) >= 4 else 0

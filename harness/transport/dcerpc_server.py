@@ -21,6 +21,7 @@ from typing import Protocol
 from harness.auth.users import LocalUser, UserDatabase
 from harness.transport.dcerpc_auth import SIGNATURE_SIZE, RpcAuthError, ServerSecurity
 from harness.wire.dcom.pdu import (
+    BTFN_PREFIX,
     NDR_SYNTAX,
     Auth3,
     AuthLevel,
@@ -45,16 +46,13 @@ from harness.wire.dcom.pdu import (
     encode_pdu,
     fragment_stub,
 )
-from harness.wire.dcom.pdu import (
-    Pdu as RpcPdu,
-)
+from harness.wire.dcom.pdu import Pdu as RpcPdu
 
 log = logging.getLogger("wmh.dcerpc")
 
 MAX_FRAG = 5840           # Windows' default max_xmit_frag / max_recv_frag (observed Windows behaviour)
 MIN_FRAG = 1432           # C706 12.6.3.2: the minimum every implementation must accept
 MAX_CALL = 8 * 1024 * 1024
-_BTFN = "6cb71c2c-9812-4540-"
 
 
 class RpcFault(Exception):
@@ -106,7 +104,7 @@ class RpcConnection:
         results = []
         for ctx in bind.contexts:
             abstract, major, minor = ctx.abstract_syntax
-            if any(str(t[0]).startswith(_BTFN) for t in ctx.transfer_syntaxes):
+            if any(str(t[0]).startswith(BTFN_PREFIX) for t in ctx.transfer_syntaxes):
                 # bind time feature negotiation (MS-RPCE 3.3.1.5.3): no optional feature supported
                 results.append(ContextResultEntry(ContextResult.NEGOTIATE_ACK, 0))
             elif not self.server.dispatcher.supports(abstract, (major, minor)):

@@ -18,6 +18,7 @@ from .heap import DICTIONARY, DICTIONARY_FLAG, HEAP_LENGTH_FLAG, NO_REF
 from .model import (
     CIM_ARRAY_FLAG,
     CIM_INHERITED_FLAG,
+    SIGNATURE,
     CimType,
     Decoration,
     ObjectFlags,
@@ -31,10 +32,8 @@ from .model import (
     value_size,
 )
 
-SIGNATURE = 0x12345678
 DEFAULT_MAX_DEPTH = 16
 
-_U8 = struct.Struct("<B")
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _U32x2 = struct.Struct("<II")

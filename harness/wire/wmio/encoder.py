@@ -20,6 +20,7 @@ from .encstring import encode_string
 from .errors import WmioEncodeError
 from .heap import NO_REF, HeapBuilder
 from .model import (
+    SIGNATURE,
     CimType,
     Decoration,
     ObjectFlags,
@@ -34,7 +35,6 @@ from .model import (
     value_size,
 )
 
-SIGNATURE = 0x12345678
 MAX_DEPTH = 16
 
 _U32 = struct.Struct("<I")

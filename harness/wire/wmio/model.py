@@ -17,6 +17,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Union
 
+#: MS-WMIO 2.2.1 EncodingUnit: the Signature field that opens every encoding unit.
+SIGNATURE = 0x12345678
 #: MS-WMIO 2.2.82: the array flag of a CimType.
 CIM_ARRAY_FLAG = 0x2000
 #: MS-WMIO 2.2.32 Inherited: PropertyType flag for a property inherited from a superclass.

@@ -85,6 +85,34 @@ def test_every_message_type_matches_pypsrp() -> None:
     assert Destination.SERVER == pm.Destination.SERVER == 2
 
 
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [
+        (RunspacePoolState, pco.RunspacePoolState),
+        (PSInvocationState, pco.PSInvocationState),
+        (PSThreadOptions, pco.PSThreadOptions),
+        (ApartmentState, pco.ApartmentState),
+        (RemoteStreamOptions, pco.RemoteStreamOptions),
+        (PipelineResultTypes, pco.PipelineResultTypes),
+        (ProgressRecordType, pco.ProgressRecordType),
+    ],
+    ids=lambda t: t.__name__,
+)
+def test_enum_values_match_pypsrp(ours: Any, theirs: Any) -> None:
+    """MS-PSRP 2.2.3.x numeric values, checked against pypsrp's independent constants (UPPER_SNAKE names)."""
+    expected = {name.replace("_", ""): value for name, value in vars(theirs).items() if name.isupper()}
+    expected.pop("NONE", None)  # PipelineResultTypes.None (0) has no Python member; dotnet_name() writes it
+    assert {name.upper(): member.value for name, member in ours.__members__.items()} == expected
+
+
+def test_host_method_ids_match_pypsrp() -> None:
+    """MS-PSRP 2.2.3.17: every RemoteHostMethodId value and its .NET name, against pypsrp's table."""
+    expected = dict(pco.HostMethodIdentifier(value=1)._string_map)
+    assert expected[55] == "GetRunspce"  # pypsrp's typo of GetRunspace
+    expected[55] = "GetRunspace"
+    assert {member.value: member.name for member in HostMethodId} == expected
+
+
 def test_header_layout() -> None:
     data = pack_message(Message(Destination.SERVER, MessageType.SESSION_CAPABILITY, RPID, PID, b"<S />"))
     assert data[:4] == struct.pack("<I", 2)
