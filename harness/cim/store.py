@@ -102,11 +102,6 @@ def is_key(prop: pywbem.CIMProperty) -> bool:
     return _qualifier_true(prop.qualifiers, "Key")
 
 
-def is_association(cls: pywbem.CIMClass) -> bool:
-    """An association has the ``Association`` qualifier or reference properties (DSP0004 5.6.3.3, 7.5)."""
-    return _qualifier_true(cls.qualifiers, "Association") or any(p.type == "reference" for p in cls.properties.values())
-
-
 class CimStore:
     """One CIM repository shared by every protocol of the mock (MS-WMOD 2.4). Thread-safe (RLock)."""
 

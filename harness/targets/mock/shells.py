@@ -308,10 +308,6 @@ class ShellHost:
             result.state = sh.CommandState(c.command_id, sh.STATE_RUNNING)
         return result
 
-    def next_output(self, shell: Shell, command_id: str | None) -> float | None:
-        c = shell.commands.get((command_id or "").upper())
-        return None if c is None else c.process.next_wake()
-
     # ------------------------------------------------------------------ disconnect / reconnect
     def disconnect(self, shell: Shell, req: sh.DisconnectRequest) -> None:
         """MS-WSMV 3.1.4.15: the shell keeps running and buffers output; IdleTimeOut overrides the

@@ -39,7 +39,7 @@ from harness.targets.mock import authorization as authz
 ANONYMOUS_SIDS = frozenset({"S-1-5-7", authz.NETWORK})
 
 #: Rights the methods of ``__SystemSecurity`` need beyond Remote Enable (MS-WMI 3.1.4.3.22; WMI
-#: "__SystemSecurity class" reference), as the WS-Man role has them.
+#: "__SystemSecurity class" reference); the WS-Man role uses this table too.
 SYSTEM_SECURITY_RIGHTS: dict[str, int] = {
     "getsd": authz.GET_SD_RIGHTS,
     "setsd": authz.SET_SD_RIGHTS,

@@ -626,13 +626,20 @@ class Services:
         w.referent(False)
         w.u32(status)
 
-    def _read_async_query(self, r: NdrReader) -> tuple[str, str, int, SinkProxy | None]:
+    @staticmethod
+    def _read_async_query(r: NdrReader) -> tuple[str, SinkProxy] | int:
+        """The WQL text and response sink of ExecQueryAsync / ExecNotificationQueryAsync (3.1.4.3.19,
+        3.1.4.3.21), or the HRESULT refusing them: no sink, or a language other than WQL."""
         language = r.bstr("strQueryLanguage") or ""
         text = r.bstr("strQuery") or ""
-        flags = r.i32("lFlags")
+        r.i32("lFlags")
         _read_ctx(r)
         handler = r.interface_pointer("pResponseHandler")
-        return language, text, flags, SinkProxy.from_objref(handler) if handler is not None else None
+        if handler is None:
+            return WBEM_E_INVALID_PARAMETER
+        if language.upper() != "WQL":
+            return WBEM_E_INVALID_QUERY_TYPE
+        return text, SinkProxy.from_objref(handler)
 
     def _start(self, sink: SinkProxy, call: RpcCall, work: Callable[[AsyncCall], Awaitable[None]]) -> None:
         op = AsyncCall(sink, call.connection)
@@ -653,13 +660,11 @@ class Services:
 
     async def _exec_query_async(self, r: NdrReader, w: NdrWriter, call: RpcCall, runtime: DcomRuntime) -> None:
         """ExecQueryAsync (3.1.4.3.19): the result goes to the sink with Indicate, then SetStatus."""
-        language, text, _flags, sink = self._read_async_query(r)
-        if sink is None:
-            w.u32(WBEM_E_INVALID_PARAMETER)
+        read = self._read_async_query(r)
+        if isinstance(read, int):
+            w.u32(read)
             return
-        if language.upper() != "WQL":
-            w.u32(WBEM_E_INVALID_QUERY_TYPE)
-            return
+        text, sink = read
         try:
             self.server.check(call, self.namespace, authz.READ_RIGHTS)
             found = self.store.exec_query(self.namespace, text)
@@ -678,13 +683,11 @@ class Services:
                                              runtime: DcomRuntime) -> None:
         """ExecNotificationQueryAsync (3.1.4.3.21): each matching event is pushed with Indicate until
         CancelAsyncCall (3.1.4.3.2)."""
-        language, text, _flags, sink = self._read_async_query(r)
-        if sink is None:
-            w.u32(WBEM_E_INVALID_PARAMETER)
+        read = self._read_async_query(r)
+        if isinstance(read, int):
+            w.u32(read)
             return
-        if language.upper() != "WQL":
-            w.u32(WBEM_E_INVALID_QUERY_TYPE)
-            return
+        text, sink = read
         try:
             self.server.check(call, self.namespace, authz.READ_RIGHTS)
             query = parse_wql(text)

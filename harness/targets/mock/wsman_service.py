@@ -19,9 +19,10 @@ from typing import Any
 import pywbem
 from lxml import etree
 
-from harness.cim.errors import CimError, CimStatus
-from harness.cim.store import CimStore
+from harness.cim.errors import WBEM_HRESULT, CimError, CimStatus
+from harness.cim.store import CimStore, is_key
 from harness.targets.mock import authorization as authz
+from harness.targets.mock import wmi_access
 from harness.targets.mock.config import MockConfig
 from harness.targets.mock.enumerations import EnumerationContext, EnumerationRegistry
 from harness.targets.mock.events import EventSource, EventSourceError, Subscription
@@ -76,23 +77,6 @@ ENVELOPE_OVERHEAD = 2048
 MIN_ENVELOPE_SIZE = 8192
 IDENTIFY_TAG = "{" + NS_WSMID + "}Identify"
 XML_FRAGMENT = "{" + NS_WSMAN + "}XmlFragment"
-
-#: WBEMSTATUS codes (MS-WMI 2.2.11) the WMI plug-in reports inside its faults.
-WBEM_STATUS: dict[CimStatus, int] = {
-    CimStatus.FAILED: 0x80041001,
-    CimStatus.NOT_FOUND: 0x80041002,
-    CimStatus.ACCESS_DENIED: 0x80041003,
-    CimStatus.TYPE_MISMATCH: 0x80041005,
-    CimStatus.INVALID_PARAMETER: 0x80041008,
-    CimStatus.NOT_SUPPORTED: 0x8004100C,
-    CimStatus.INVALID_SUPERCLASS: 0x8004100D,
-    CimStatus.INVALID_NAMESPACE: 0x8004100E,
-    CimStatus.INVALID_CLASS: 0x80041010,
-    CimStatus.INVALID_QUERY: 0x80041017,
-    CimStatus.ALREADY_EXISTS: 0x80041019,
-    CimStatus.METHOD_NOT_FOUND: 0x8004102E,
-    CimStatus.QUERY_LANGUAGE_NOT_SUPPORTED: 0x80041018,
-}
 
 #: How a CIM status surfaces as a WS-Man fault from the WMI plug-in (MS-WSMV 3.1.4.1.x). A missing
 #: instance, class or namespace is wsa:DestinationUnreachable (observed Windows behaviour: WinRM
@@ -381,9 +365,7 @@ class WSManService:
         return authz.principal_sids(self.config.machine, principal.name, read_only=principal.read_only)
 
     def _namespace_sd(self, namespace: str) -> authz.SecurityDescriptor:
-        from harness.cim.providers import namespace_sd
-
-        return authz.parse_security_descriptor(namespace_sd(self.store, namespace)[1])
+        return wmi_access.namespace_descriptor(self.store, namespace)
 
     def _authorize(self, resource: Resource, principal: Principal, desired: int) -> None:
         """MS-WMOD 2.9.3; MS-WMI 5.2: the namespace DACL must grant ``desired`` and Remote Enable,
@@ -802,7 +784,8 @@ class WSManService:
         if cls.classname.lower() == "__systemsecurity":
             # __SystemSecurity.GetSD needs READ_CONTROL, SetSD WRITE_DAC; any enabled caller may ask
             # GetCallerAccessRights (MS-WMI 3.1.4.3; WMI "__SystemSecurity class" reference).
-            self._authorize(resource, principal, _SYSTEM_SECURITY_RIGHTS.get(method.name.lower(), authz.METHOD_RIGHTS))
+            needed = wmi_access.SYSTEM_SECURITY_RIGHTS.get(method.name.lower(), authz.METHOD_RIGHTS)
+            self._authorize(resource, principal, needed)
             if method.name.lower() == "getcalleraccessrights":
                 # "sets the rights parameter as a bitmap with each bit corresponding to an access
                 # right" of the caller (WMI __SystemSecurity::GetCallerAccessRights reference)
@@ -886,24 +869,16 @@ def _provider_failure(class_name: str) -> WSManFault:
                       f"{class_name} failed.", wsman_code=WBEM_E_PROVIDER_FAILURE)
 
 
-#: Rights the methods of __SystemSecurity need beyond Remote Enable.
-_SYSTEM_SECURITY_RIGHTS: dict[str, int] = {
-    "getsd": authz.GET_SD_RIGHTS,
-    "setsd": authz.SET_SD_RIGHTS,
-    "getcalleraccessrights": authz.READ_RIGHTS,
-}
-
-
 def _access_denied(exc: authz.AccessDenied) -> WSManFault:
     """w:AccessDenied (DSP0226 14.6.1) with the WMI status WBEM_E_ACCESS_DENIED (MS-WMI 2.2.11) in its
     text, as the WMI plug-in reports a failed namespace access check (observed Windows behaviour)."""
-    code = WBEM_STATUS[CimStatus.ACCESS_DENIED]
+    code = WBEM_HRESULT[CimStatus.ACCESS_DENIED]
     return make_fault("AccessDenied", f"{exc.reason} The WMI service returned error 0x{code:08X}.")
 
 
 def _cim_fault(exc: CimError) -> WSManFault:
     name = CIM_FAULTS.get(exc.status, "InternalError")
-    code = WBEM_STATUS.get(exc.status, 0x80041001)
+    code = WBEM_HRESULT.get(exc.status, WBEM_HRESULT[CimStatus.FAILED])
     text = exc.description or exc.status.name.replace("_", " ").lower()
     # Observed Windows behaviour (see harness.wire.wsman.faults): a missing instance is
     # a:DestinationUnreachable whose f:WSManFault Code is ERROR_WSMAN_RESOURCE_NOT_FOUND (2150858752),
@@ -927,7 +902,7 @@ def _singleton_method(cls: pywbem.CIMClass, method: pywbem.CIMMethod) -> bool:
     static = method.qualifiers.get("Static")
     if static is not None and static.value:
         return False
-    return not any(p.qualifiers.get("Key") is not None and p.qualifiers["Key"].value for p in cls.properties.values())
+    return not any(is_key(p) for p in cls.properties.values())
 
 
 def _typed_params(raw: dict[str, Any], method: pywbem.CIMMethod) -> dict[str, Any]:
