@@ -50,7 +50,6 @@ class _Session:
 
     target_specs: list[str | Target] = field(default_factory=list)
     targets: dict[str, Target] = field(default_factory=dict)
-    mock: Any = None
     results: list[CaseResult] = field(default_factory=list)
     reports_dir: Path | None = None
     validate: bool = True
@@ -180,8 +179,6 @@ def _resolve_target(state: _Session, name: str) -> Target:
         mock = MockServerThread(config=MockConfig(event_clock=ManualClock(base=time.monotonic)))
         url = mock.start()
         state.mocks[name] = mock
-        if name == MOCK:
-            state.mock = mock
         base = spec if isinstance(spec, Target) else Target(name=MOCK, url=url)
         target = replace(base, url=url, username=mock.config.username, password=mock.config.password,
                          is_mock=True, timeout=10.0)
@@ -321,18 +318,22 @@ def wm_outcome(request: pytest.FixtureRequest) -> OutcomeRecorder:
     return recorder
 
 
+def _validator(state: _Session) -> Any:
+    """The XSD validator of the WS-Man clients (harness.validate), or None under ``--wm-no-validate``."""
+    if not state.validate:
+        return None
+    from harness.validate import default_validator
+
+    return default_validator()
+
+
 @pytest.fixture
 async def wsman(wm_target: Target, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
     """An async :class:`harness.client.wsman.WSManClient` bound to ``wm_target``."""
     from harness.client.wsman import WSManClient
 
     state = _state(request.config)
-    validator = None
-    if state.validate:
-        from harness.validate import default_validator
-
-        validator = default_validator()
-    async with WSManClient(wm_target, tap=state.tap, validator=validator) as client:
+    async with WSManClient(wm_target, tap=state.tap, validator=_validator(state)) as client:
         yield client
 
 
@@ -344,12 +345,7 @@ async def wsman2005(wm_target: Target, request: pytest.FixtureRequest) -> AsyncI
     from harness.client.wsman import WSManClient
 
     state = _state(request.config)
-    validator = None
-    if state.validate:
-        from harness.validate import default_validator
-
-        validator = default_validator()
-    async with WSManClient(wm_target, tap=state.tap, validator=validator, dialect="wsman2005") as client:
+    async with WSManClient(wm_target, tap=state.tap, validator=_validator(state), dialect="wsman2005") as client:
         yield client
 
 
@@ -591,4 +587,3 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     for mock in state.mocks.values():
         mock.stop()
     state.mocks.clear()
-    state.mock = None

@@ -25,28 +25,21 @@ Every malformed input raises :class:`CaptureMergeError`; sizes are bounded by th
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.capture.pcapng import (
-    BT_EPB,
-    BT_IDB,
     BT_SHB,
-    BT_SPB,
-    BYTE_ORDER_MAGIC,
     DEFAULT_SNAPLEN,
-    IF_TSRESOL,
-    OPT_COMMENT,
     Packet,
     enhanced_packet_block,
     interface_description_block,
     section_header_block,
 )
+from harness.capture.reader import CaptureReadError, frames_from_bytes
 
-BT_OBSOLETE_PB = 0x00000002
-MAX_BLOCK = 64 * 1024 * 1024  # no sane capture block is larger; guards the allocation
-_USEC = 1_000_000
+_SHB_TYPE = struct.pack("<I", BT_SHB)  # a palindrome: the same bytes in either byte order (pcapng 4.1)
 
 
 class CaptureMergeError(Exception):
@@ -58,12 +51,6 @@ class CaptureMergeError(Exception):
 
 
 @dataclass(frozen=True)
-class _Interface:
-    linktype: int
-    units: int  # timestamp units per second (if_tsresol)
-
-
-@dataclass(frozen=True)
 class MergedPacket:
     """One packet of an input file: its link type and the packet (time in microseconds, comment kept)."""
 
@@ -71,100 +58,16 @@ class MergedPacket:
     packet: Packet
 
 
-def _tsresol(value: int, where: str) -> int:
-    """``if_tsresol`` (pcapng 4.2): high bit clear = 10**-v seconds, set = 2**-v seconds; as units/second."""
-    exp = value & 0x7F
-    if exp > 30:
-        raise CaptureMergeError(f"{where}: if_tsresol {value:#x} is out of range")
-    return int(2 ** exp if value & 0x80 else 10 ** exp)
-
-
-def _options(body: bytes, pos: int, endian: str, where: str) -> Iterator[tuple[int, bytes]]:
-    """Options (pcapng 3.5) from ``pos`` to the end of ``body``, up to ``opt_endofopt``."""
-    while pos + 4 <= len(body):
-        code, length = struct.unpack_from(endian + "HH", body, pos)
-        pos += 4
-        if code == 0:
-            return
-        if pos + length > len(body):
-            raise CaptureMergeError(f"{where}: option {code} runs past its block")
-        yield code, body[pos:pos + length]
-        pos += length + (4 - length % 4) % 4
-
-
-def _comment(body: bytes, pos: int, endian: str, where: str) -> str | None:
-    for code, value in _options(body, pos, endian, where):
-        if code == OPT_COMMENT:
-            return value.decode("utf-8", errors="replace")
-    return None
-
-
-def _blocks(data: bytes, where: str) -> Iterator[tuple[int, bytes, str]]:
-    """(block type, body, endianness) of every block; section headers are checked here."""
-    if data[:4] != b"\x0a\x0d\x0d\x0a":
-        raise CaptureMergeError(f"{where}: not a pcapng file (no Section Header Block first)")
-    pos, endian = 0, "<"
-    while pos < len(data):
-        if len(data) - pos < 12:
-            raise CaptureMergeError(f"{where}: truncated block at offset {pos}")
-        if data[pos:pos + 4] == b"\x0a\x0d\x0d\x0a":
-            if len(data) - pos < 28:
-                raise CaptureMergeError(f"{where}: truncated section header at offset {pos}")
-            if struct.unpack_from("<I", data, pos + 8)[0] == BYTE_ORDER_MAGIC:
-                endian = "<"
-            elif struct.unpack_from(">I", data, pos + 8)[0] == BYTE_ORDER_MAGIC:
-                endian = ">"
-            else:
-                raise CaptureMergeError(f"{where}: section header with a bad byte-order magic")
-        btype, total = struct.unpack_from(endian + "II", data, pos)
-        if total < 12 or total % 4 or total > MAX_BLOCK or pos + total > len(data):
-            raise CaptureMergeError(f"{where}: block type {btype:#x} at offset {pos} has bad length {total}")
-        if struct.unpack_from(endian + "I", data, pos + total - 4)[0] != total:
-            raise CaptureMergeError(f"{where}: block type {btype:#x} at offset {pos}: trailing length differs")
-        yield btype, data[pos + 8:pos + total - 4], endian
-        pos += total
-
-
 def read_packets(data: bytes, where: str = "capture") -> list[MergedPacket]:
-    """Every packet of one pcapng file, in file order, with its link type; times in microseconds."""
-    interfaces: list[_Interface] = []
-    out: list[MergedPacket] = []
-    for btype, body, endian in _blocks(data, where):
-        if btype == BT_SHB:
-            major = struct.unpack_from(endian + "H", body, 4)[0]
-            if major != 1:
-                raise CaptureMergeError(f"{where}: pcapng version {major} not supported (1 expected)")
-            interfaces = []
-        elif btype == BT_IDB:
-            if len(body) < 8:
-                raise CaptureMergeError(f"{where}: interface description block too short")
-            units = _USEC
-            for code, value in _options(body, 8, endian, where):
-                if code == IF_TSRESOL and value:
-                    units = _tsresol(value[0], where)
-            interfaces.append(_Interface(struct.unpack_from(endian + "H", body)[0], units))
-        elif btype in (BT_EPB, BT_OBSOLETE_PB):
-            if len(body) < 20:
-                raise CaptureMergeError(f"{where}: packet block too short")
-            if btype == BT_EPB:
-                iface, hi, lo, caplen, _ = struct.unpack_from(endian + "IIIII", body)
-            else:
-                iface, _, hi, lo, caplen, _ = struct.unpack_from(endian + "HHIIII", body)
-            if iface >= len(interfaces):
-                raise CaptureMergeError(f"{where}: packet on undeclared interface {iface}")
-            if caplen > len(body) - 20:
-                raise CaptureMergeError(f"{where}: packet block: captured length exceeds the block")
-            intf = interfaces[iface]
-            options_at = 20 + caplen + (4 - caplen % 4) % 4
-            comment = _comment(body, options_at, endian, where)
-            ts = ((hi << 32) | lo) * _USEC // intf.units
-            out.append(MergedPacket(intf.linktype, Packet(ts, body[20:20 + caplen], comment)))
-        elif btype == BT_SPB:
-            if not interfaces or len(body) < 4:
-                raise CaptureMergeError(f"{where}: simple packet block without interface or too short")
-            orig = struct.unpack_from(endian + "I", body)[0]
-            out.append(MergedPacket(interfaces[0].linktype, Packet(0, body[4:4 + min(orig, len(body) - 4)])))
-    return out
+    """Every packet of one pcapng file, in file order, with its link type; times in microseconds.
+    The blocks are parsed by :func:`harness.capture.reader.frames_from_bytes`."""
+    if data[:4] != _SHB_TYPE:
+        raise CaptureMergeError(f"{where}: not a pcapng file (no Section Header Block first)")
+    try:
+        frames = frames_from_bytes(data)
+    except CaptureReadError as exc:
+        raise CaptureMergeError(f"{where}: {exc.reason}") from None
+    return [MergedPacket(f.linktype, Packet(f.timestamp_us, f.data, f.comment)) for f in frames]
 
 
 def merge_pcapng(inputs: Sequence[bytes], application: str = "wm-harness",

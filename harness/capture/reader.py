@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from harness.capture.pcapng import BT_EPB, BT_IDB, BT_SPB, BYTE_ORDER_MAGIC
+from harness.capture.pcapng import BT_EPB, BT_IDB, BT_SPB, BYTE_ORDER_MAGIC, IF_TSRESOL, OPT_COMMENT
 from harness.capture.tcpip import ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_VLAN, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN
 
 MAX_BLOCK = 64 * 1024 * 1024  # no sane capture block is larger; guards the allocation
@@ -52,12 +52,14 @@ class CaptureReadError(Exception):
 
 @dataclass(frozen=True)
 class Frame:
-    """One captured frame: 1-based number (as Wireshark counts), time, link type, bytes."""
+    """One captured frame: 1-based number (as Wireshark counts), time, link type, bytes, and the
+    ``opt_comment`` of its pcapng packet block (pcapng 3.5, 4.3), if any."""
 
     number: int
     timestamp_us: int
     linktype: int
     data: bytes
+    comment: str | None = None
 
 
 def _read_exact(f: BinaryIO, n: int, what: str) -> bytes:
@@ -76,18 +78,31 @@ def _resolution(value: bytes) -> int:
     return int(2 ** exp if v & 0x80 else 10 ** exp)
 
 
-def _idb_resolution(body: bytes, endian: str) -> int:
-    pos = 8
+def _options(body: bytes, pos: int, endian: str) -> Iterator[tuple[int, bytes]]:
+    """Options (pcapng 3.5) from ``pos`` to the end of ``body``, up to ``opt_endofopt``."""
     while pos + 4 <= len(body):
         code, length = struct.unpack_from(endian + "HH", body, pos)
         pos += 4
         if code == 0:
-            break
-        value = body[pos:pos + length]
-        if code == 9 and length >= 1:
-            return _resolution(value)
+            return
+        if pos + length > len(body):
+            raise CaptureReadError(f"option {code} runs past its block")
+        yield code, body[pos:pos + length]
         pos += length + (4 - length % 4) % 4
+
+
+def _idb_resolution(body: bytes, endian: str) -> int:
+    for code, value in _options(body, 8, endian):
+        if code == IF_TSRESOL and value:
+            return _resolution(value)
     return 1_000_000
+
+
+def _comment(body: bytes, pos: int, endian: str) -> str | None:
+    for code, value in _options(body, pos, endian):
+        if code == OPT_COMMENT:
+            return value.decode("utf-8", errors="replace")
+    return None
 
 
 def _iter_pcapng(f: BinaryIO) -> Iterator[Frame]:
@@ -116,7 +131,8 @@ def _iter_pcapng(f: BinaryIO) -> Iterator[Frame]:
             major = struct.unpack_from(endian + "H", body, 4)[0]
             if major != 1:
                 raise CaptureReadError(f"pcapng version {major} not supported (1 expected)")
-            _read_exact(f, 4, "block trailer")
+            if struct.unpack(endian + "I", _read_exact(f, 4, "block trailer"))[0] != total:
+                raise CaptureReadError("pcapng section header: trailing length does not match")
             continue
         btype, total = struct.unpack(endian + "II", head)
         if total < 12 or total % 4 or total > MAX_BLOCK:
@@ -142,7 +158,8 @@ def _iter_pcapng(f: BinaryIO) -> Iterator[Frame]:
                 raise CaptureReadError("packet block: captured length exceeds the block")
             linktype, units = interfaces[iface]
             number += 1
-            yield Frame(number, ((hi << 32) | lo) * 1_000_000 // units, linktype, body[20:20 + caplen])
+            comment = _comment(body, 20 + caplen + (4 - caplen % 4) % 4, endian)
+            yield Frame(number, ((hi << 32) | lo) * 1_000_000 // units, linktype, body[20:20 + caplen], comment)
         elif btype == BT_SPB:
             if not interfaces:
                 raise CaptureReadError("simple packet block before any interface")

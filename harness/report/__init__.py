@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.report.catalogue import CatalogueError, Requirement, default_catalogue, requirement_from_entry
+from harness.report.catalogue import CatalogueError, Requirement, requirement_from_entry, requirements_or_default
 from harness.report.html import render_matrix, write_matrix
 from harness.report.junit import render_junit, write_junit
 from harness.report.results import (
@@ -53,13 +53,8 @@ class ReportBundle:
 
 def _requirements_of(results: Sequence[CaseResult],
                      requirements: Mapping[str, Requirement] | None) -> dict[str, Requirement]:
-    if requirements is None:
-        try:
-            requirements = default_catalogue().requirements
-        except (CatalogueError, OSError, ValueError):
-            requirements = {}
     used = {rid for r in results for rid in r.requirements}
-    return {rid: req for rid, req in requirements.items() if rid in used}
+    return {rid: req for rid, req in requirements_or_default(requirements).items() if rid in used}
 
 
 def _requirement_json(req: Requirement) -> dict[str, Any]:

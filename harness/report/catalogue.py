@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, cast
@@ -147,3 +147,13 @@ def default_catalogue() -> Catalogue:
     if _DEFAULT is None:
         _DEFAULT = load_catalogue(sorted(catalogue_dir().glob("*.toml")))
     return _DEFAULT
+
+
+def requirements_or_default(requirements: Mapping[str, Requirement] | None) -> Mapping[str, Requirement]:
+    """``requirements``, or when None those of :func:`default_catalogue` (none when it cannot be read)."""
+    if requirements is not None:
+        return requirements
+    try:
+        return default_catalogue().requirements
+    except (OSError, ValueError):  # CatalogueError is a ValueError
+        return {}

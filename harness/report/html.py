@@ -17,7 +17,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from harness.report.catalogue import CatalogueError, Requirement, default_catalogue
+from harness.report.catalogue import Requirement, requirements_or_default
 from harness.report.results import VERDICTS, CaseResult, worst
 
 _CSS = """
@@ -62,18 +62,9 @@ def _pretty(body: bytes) -> str:
         return body.decode("utf-8", errors="replace")
 
 
-def worst_verdict(cases: Sequence[CaseResult]) -> str:
-    return worst(c.verdict for c in cases)
-
-
 def _requirements_for(results: Sequence[CaseResult],
                       requirements: Mapping[str, Requirement] | None) -> dict[str, Requirement]:
-    known: dict[str, Requirement] = dict(requirements or {})
-    if requirements is None:
-        try:
-            known = dict(default_catalogue().requirements)
-        except (CatalogueError, OSError, ValueError):
-            known = {}
+    known = requirements_or_default(requirements)
     out: dict[str, Requirement] = {}
     for r in results:
         for rid in r.requirements:

@@ -124,8 +124,7 @@ class EventSink:
 
     async def wait_for(self, count: int, timeout: float = 10.0) -> list[ev.DeliveredEvent]:
         """The first ``count`` delivered events; TimeoutError if they do not arrive in time."""
-        async with self._changed:
-            await asyncio.wait_for(self._changed.wait_for(lambda: len(self.record.events) >= count), timeout)
+        await self._wait(lambda: len(self.record.events) >= count, timeout)
         return self.record.events[:count]
 
     async def wait_refused(self, count: int, timeout: float = 10.0) -> None:

@@ -73,7 +73,7 @@ def test_one_interface_per_link_type_and_resolution_is_normalised():
 @pytest.mark.parametrize("bad, reason", [
     (b"", "not a pcapng"),
     (b"\xd4\xc3\xb2\xa1" + b"\0" * 20, "not a pcapng"),
-    (pcapng_bytes([Packet(T0, b"x" * 8)])[:-3], "bad length"),
+    (pcapng_bytes([Packet(T0, b"x" * 8)])[:-3], "input 2: truncated file"),
 ])
 def test_malformed_inputs_raise_the_typed_error(bad: bytes, reason: str):
     with pytest.raises(CaptureMergeError, match=reason):
