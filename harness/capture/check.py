@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -54,6 +54,33 @@ _keytab_decryptor_factories: list[Callable[[str], Decryptor | None]] = []
 class NotDecryptable(ValueError):
     """Raised by a :data:`Decryptor` that has nothing to open a message with (no authentication
     handshake in the capture, another protocol): the message stays ``encrypted`` (not checked)."""
+
+
+#: What opening a stream gives per message (keyed by (is request, body offset)): the plaintext,
+#: NotDecryptable (nothing to open it with), or the reason it failed.
+Opened = bytes | str | NotDecryptable
+
+
+def stream_decryptor(open_stream: Callable[[TcpStream], Mapping[tuple[bool, int], Opened]],
+                     scheme: str) -> Decryptor:
+    """A :data:`Decryptor` that opens each TCP stream once (its session keys come from the
+    authentication handshake at its start) and then answers message by message."""
+    streams: dict[int, Mapping[tuple[bool, int], Opened]] = {}
+
+    def decrypt(stream: TcpStream, message: HttpMessage, before: list[HttpMessage]) -> bytes:
+        opened = streams.get(id(stream))
+        if opened is None:
+            opened = streams[id(stream)] = open_stream(stream)
+        result = opened.get((message.is_request, message.offset))
+        if result is None:
+            raise NotDecryptable(f"the message is not {scheme} session-encrypted")
+        if isinstance(result, NotDecryptable):
+            raise result
+        if isinstance(result, str):
+            raise ValueError(result)
+        return result
+
+    return decrypt
 
 
 def register_decryptor_factory(factory: Callable[[str], Decryptor | None]) -> None:

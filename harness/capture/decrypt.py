@@ -44,7 +44,7 @@ from spnego._ntlm_raw.crypto import RC4Handle, ntowfv1
 from harness.auth.encryption import SPNEGO_PROTOCOL, parse_body, parse_content_type
 from harness.auth.errors import EncryptionError
 from harness.auth.ntlm_cbt import find_ntlm_message
-from harness.capture.check import Decryptor, NotDecryptable, register_decryptor_factory
+from harness.capture.check import Decryptor, NotDecryptable, register_decryptor_factory, stream_decryptor
 from harness.capture.http1 import HttpMessage, extract_messages
 from harness.capture.reader import TcpStream
 
@@ -280,22 +280,7 @@ def _open(out: _StreamPlain, session: NtlmSession | None, failure: str | NotDecr
 
 def ntlm_decryptor(password: str) -> Decryptor:
     """A :data:`harness.capture.check.Decryptor` for NTLM-sealed WinRM messages (one capture)."""
-    streams: dict[int, _StreamPlain] = {}
-
-    def decrypt(stream: TcpStream, message: HttpMessage, before: list[HttpMessage]) -> bytes:
-        opened = streams.get(id(stream))
-        if opened is None:
-            opened = streams[id(stream)] = _open_stream(password, stream)
-        result = opened.plain.get((message.is_request, message.offset))
-        if result is None:
-            raise NotDecryptable("the message is not NTLM session-encrypted")
-        if isinstance(result, NotDecryptable):
-            raise result
-        if isinstance(result, str):
-            raise ValueError(result)
-        return result
-
-    return decrypt
+    return stream_decryptor(lambda stream: _open_stream(password, stream).plain, "NTLM")
 
 
 def _factory(password: str) -> Decryptor | None:

@@ -37,7 +37,13 @@ from pathlib import Path
 
 from harness.auth.encryption import KERBEROS_PROTOCOL, SPNEGO_PROTOCOL, parse_body, parse_content_type
 from harness.auth.errors import EncryptionError
-from harness.capture.check import Decryptor, NotDecryptable, register_keytab_decryptor_factory
+from harness.capture.check import (
+    Decryptor,
+    NotDecryptable,
+    Opened,
+    register_keytab_decryptor_factory,
+    stream_decryptor,
+)
 from harness.capture.http1 import HttpMessage, extract_messages
 from harness.capture.keytab import KeytabEntry, KeytabError, read_keytab
 from harness.capture.krb_crypto import KerberosCryptoError, decrypt
@@ -330,7 +336,6 @@ def accept_reply(context: KerberosContext, ap_rep: bytes) -> None:
 
 # --- the decryptor ---------------------------------------------------------------------------------
 
-Opened = bytes | str | NotDecryptable
 
 
 def _open_stream(entries: list[KeytabEntry], stream: TcpStream) -> dict[tuple[bool, int], Opened]:
@@ -398,24 +403,14 @@ def keytab_decryptor(keytab: Path) -> Decryptor:
         problem: str | None = None
     except KeytabError as exc:
         entries, problem = [], str(exc)
-    streams: dict[int, dict[tuple[bool, int], Opened]] = {}
+    if problem is not None:
+        reason = problem
 
-    def decrypt_message(stream: TcpStream, message: HttpMessage, before: list[HttpMessage]) -> bytes:
-        if problem is not None:
-            raise ValueError(problem)
-        opened = streams.get(id(stream))
-        if opened is None:
-            opened = streams[id(stream)] = _open_stream(entries, stream)
-        result = opened.get((message.is_request, message.offset))
-        if result is None:
-            raise NotDecryptable("the message is not Kerberos session-encrypted")
-        if isinstance(result, NotDecryptable):
-            raise result
-        if isinstance(result, str):
-            raise ValueError(result)
-        return result
+        def unreadable_keytab(stream: TcpStream, message: HttpMessage, before: list[HttpMessage]) -> bytes:
+            raise ValueError(reason)
 
-    return decrypt_message
+        return unreadable_keytab
+    return stream_decryptor(lambda stream: _open_stream(entries, stream), "Kerberos")
 
 
 def _factory(keytab: str) -> Decryptor | None:
