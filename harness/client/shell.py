@@ -8,21 +8,23 @@ directions when the client has a validator. A target's fault is raised as ``WSMa
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
 
 from harness.client.wsman import DEFAULT_OPERATION_TIMEOUT, ProtocolViolation, WSManClient
 from harness.wire.wsman import messages as msg
 from harness.wire.wsman import shell as sh
 from harness.wire.wsman.envelope import Envelope
-from harness.wire.wsman.faults import WSManFault
+from harness.wire.wsman.faults import ERROR_WSMAN_OPERATION_TIMEDOUT, WSManFault
 from harness.wire.wsman.header import Header
 from harness.wire.wsman.ns import RESOURCE_SHELL_CMD, Action
 
 #: ERROR_WSMAN_OPERATION_TIMEDOUT: a Receive that found no output within OperationTimeout
 #: (observed Windows behaviour; clients such as pywinrm and pypsrp retry on it).
-RECEIVE_TIMED_OUT = 2150858793
+RECEIVE_TIMED_OUT = ERROR_WSMAN_OPERATION_TIMEDOUT
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -64,7 +66,7 @@ class WinRSShell:
         return header
 
     @staticmethod
-    def _decode(parse: Any, env: Envelope) -> Any:
+    def _decode(parse: Callable[[Envelope], _T], env: Envelope) -> _T:
         return WSManClient._decode(parse, env)
 
     # ------------------------------------------------------------------ lifecycle

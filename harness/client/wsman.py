@@ -8,9 +8,9 @@ every message sent and received is checked against the XSDs first.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from lxml import etree
 
@@ -26,11 +26,13 @@ from harness.wire.wsman.envelope import Envelope, parse_envelope
 from harness.wire.wsman.errors import WSManDecodeError
 from harness.wire.wsman.faults import WSManFault, is_fault, parse_fault
 from harness.wire.wsman.header import EndpointReference, Header, Option
-from harness.wire.wsman.ns import FILTER_SELECTOR, FILTER_WQL, Action
+from harness.wire.wsman.ns import FILTER_ASSOCIATION, FILTER_SELECTOR, FILTER_WQL, Action
 
 #: MaxEnvelopeSize the Windows client sends by default (observed Windows behaviour: 512000).
 DEFAULT_MAX_ENVELOPE = 512_000
 DEFAULT_OPERATION_TIMEOUT = 60.0
+
+_T = TypeVar("_T")
 
 
 class ProtocolViolation(AssertionError):
@@ -199,7 +201,7 @@ class WSManClient:
             raise ProtocolViolation(f"answer not convertible from the {self.dialect} dialect: {exc.reason}") from None
 
     @staticmethod
-    def _decode(parse: Any, env: Envelope) -> Any:
+    def _decode(parse: Callable[[Envelope], _T], env: Envelope) -> _T:
         try:
             return parse(env)
         except WSManDecodeError as exc:
@@ -268,8 +270,6 @@ class WSManClient:
         elif selector_filter is not None:
             request.filter_dialect, request.selector_filter = FILTER_SELECTOR, dict(selector_filter)
         elif association is not None:
-            from harness.wire.wsman.ns import FILTER_ASSOCIATION
-
             request.filter_dialect, request.association_filter = FILTER_ASSOCIATION, association
         env = await self.exchange(msg.build_enumerate_request(
             self.header(Action.ENUMERATE, resource_uri, selectors), request))

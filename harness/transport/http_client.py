@@ -206,8 +206,6 @@ class HttpTransport:
             raise TransportError(f"no answer from {self.url} within {self._timeout.total} s") from exc
         except aiohttp.ClientError as exc:
             raise TransportError(f"HTTP exchange with {self.url} failed: {exc}") from exc
-        except asyncio.CancelledError:
-            raise
         self._tap.record(protocol="wsman", direction="response", peer=self.url, headers=wire.reply.headers,
                          body=wire.reply.body, status=wire.reply.status)
         return wire

@@ -4,7 +4,6 @@ MS-WSMV)."""
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import xmlschema
 from lxml import etree
 
+from harness.cim.mof import fixtures_dir
 from harness.wire.wsman.envelope import parse_xml
 from harness.wire.wsman.errors import WSManDecodeError
 from harness.wire.wsman.ns import NS_ADDRESSING, NS_XSI
@@ -36,11 +36,9 @@ class SchemaViolation(Exception):
 
 
 def schemas_dir() -> Path:
-    """``<repo>/fixtures/schemas``, found relative to the package (env WMH_FIXTURES overrides the
-    fixtures directory)."""
-    env = os.environ.get("WMH_FIXTURES")
-    base = Path(env) if env else Path(__file__).resolve().parents[2] / "fixtures"
-    return base / "schemas"
+    """``<repo>/fixtures/schemas`` (:func:`harness.cim.mof.fixtures_dir`; env WMH_FIXTURES overrides
+    the fixtures directory)."""
+    return fixtures_dir() / "schemas"
 
 
 def _action_of(root: Any) -> str:

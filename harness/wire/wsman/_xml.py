@@ -55,6 +55,16 @@ def expect_action(env: Envelope, action: str) -> None:
                                fault="ActionNotSupported")
 
 
+def payload(env: Envelope, tag: str | None) -> _Element:
+    """The body's first element, which must be ``tag`` when given (w:InvalidBody otherwise)."""
+    p = env.payload
+    if p is None:
+        raise WSManDecodeError(f"empty body, expected {tag}", fault="InvalidBody")
+    if tag is not None and p.tag != tag:
+        raise WSManDecodeError(f"body holds {p.tag!r}, expected {tag!r}", fault="InvalidBody")
+    return p
+
+
 def with_action(header: Header, action: str) -> Header:
     """``header`` with wsa:Action set to ``action`` (a copy when it differs; the caller's is not changed)."""
     return header if header.action == action else replace(header, action=action)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pywbem
@@ -502,13 +502,6 @@ def element_to_instance(elem: _Element, cls: pywbem.CIMClass) -> pywbem.CIMInsta
                                         reference_class=cprop.reference_class,
                                         embedded_object=cprop.embedded_object)
     return inst
-
-
-def iter_property_names(elem: _Element) -> Iterable[str]:
-    """Local names of the property elements, in document order (duplicates kept)."""
-    for child in elem:
-        if isinstance(child.tag, str):
-            yield child.tag.rsplit("}", 1)[-1]
 
 
 __all__ = [

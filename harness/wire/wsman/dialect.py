@@ -263,7 +263,12 @@ def convert(data: bytes, source: str, target: str, *, max_size: int | None = Non
     if detected is not None and detected != source:
         raise DialectError(f"the message is in the {detected} dialect, not {source}",
                            fault="SchemaValidationError")
-    return etree.tostring(convert_tree(root, source, target), xml_declaration=True, encoding="utf-8")
+    return _serialize(convert_tree(root, source, target))
+
+
+def _serialize(root: _Element) -> bytes:
+    """UTF-8 with XML declaration, as ``build_envelope`` writes."""
+    return etree.tostring(root, xml_declaration=True, encoding="utf-8")
 
 
 def to_codec(data: bytes, *, max_size: int | None = None,
@@ -272,10 +277,11 @@ def to_codec(data: bytes, *, max_size: int | None = None,
     into the codec's dialect (MS-WSMV). A dialect outside ``accepted`` is returned with ``data``
     unchanged, so the codec answers it as it answers any message in a namespace it does not know
     (SOAP 1.2 part 1 5.2.3: s:MustUnderstand for its mustUnderstand headers)."""
-    dialect = detect(data, max_size=max_size)
+    root = parse_xml(data, max_size=max_size)
+    dialect = detect_dialect(root)
     if dialect is None or dialect == WSMV or dialect not in set(accepted):
         return dialect, data
-    return dialect, convert(data, dialect, WSMV, max_size=max_size)
+    return dialect, _serialize(convert_tree(root, dialect, WSMV))
 
 
 def from_codec(data: bytes, dialect: str | None) -> bytes:

@@ -54,13 +54,17 @@ class Envelope:
 _PARSER = HardenedParser(keep_comments=True)
 
 
-def build_envelope(header: Header | None, body_children: Sequence[_Element] = ()) -> bytes:
+def build_envelope(header: Header | None, body_children: Sequence[_Element] = (), *,
+                   extra_headers: Sequence[_Element] = ()) -> bytes:
     """Serialize a SOAP 1.2 envelope (UTF-8, XML declaration). ``header=None`` writes an empty
-    ``s:Header`` (Identify, DSP0226 11). The body elements are moved into the new tree."""
+    ``s:Header`` (Identify, DSP0226 11). ``extra_headers`` (e.g. e:Identifier, w:Bookmark) follow
+    the WS-Man headers. The body and extra header elements are moved into the new tree."""
     root = etree.Element(S_ENVELOPE, nsmap=NSMAP)
     hdr = etree.SubElement(root, S_HEADER)
     if header is not None:
         write_header(hdr, header)
+    for extra in extra_headers:
+        hdr.append(extra)
     body = etree.SubElement(root, S_BODY)
     for child in body_children:
         body.append(child)

@@ -24,12 +24,13 @@ from lxml import etree
 
 from ._xml import children as _children
 from ._xml import expect_action as _expect
+from ._xml import payload as _payload
 from ._xml import sub as _sub
 from ._xml import text as _text
 from ._xml import uint as _uint
 from ._xml import with_action as _with_action
 from .duration import format_duration, parse_duration
-from .envelope import S_BODY, S_ENVELOPE, S_HEADER, Envelope, parse_envelope
+from .envelope import S_ENVELOPE, Envelope, build_envelope, parse_envelope
 from .errors import WSManDecodeError
 from .header import (
     A_ADDRESS,
@@ -40,10 +41,9 @@ from .header import (
     Header,
     read_epr,
     write_epr,
-    write_header,
 )
 from .messages import response_header
-from .ns import NS_ENUMERATION, NS_EVENTING, NS_WSMAN, NS_XML, NSMAP, Action, qn
+from .ns import NS_ENUMERATION, NS_EVENTING, NS_WSMAN, NS_XML, Action, qn
 
 _Element = etree._Element
 
@@ -233,28 +233,6 @@ def _duration(el: _Element, what: str) -> float:
     return value
 
 
-def _payload(env: Envelope, tag: str) -> _Element:
-    p = env.payload
-    if p is None or p.tag != tag:
-        got = "an empty body" if p is None else repr(p.tag)
-        raise WSManDecodeError(f"body holds {got}, expected {tag!r}", fault="InvalidBody")
-    return p
-
-
-def _build(header: Header, body: Sequence[_Element], extra_headers: Sequence[_Element] = ()) -> bytes:
-    """Envelope with extra header blocks (e:Identifier, w:Bookmark, w:AckRequested) after the
-    WS-Man headers; the same layout as :func:`envelope.build_envelope`."""
-    root = etree.Element(S_ENVELOPE, nsmap=NSMAP)
-    hdr = etree.SubElement(root, S_HEADER)
-    write_header(hdr, header)
-    for extra in extra_headers:
-        hdr.append(extra)
-    b = etree.SubElement(root, S_BODY)
-    for child in body:
-        b.append(child)
-    return etree.tostring(root, xml_declaration=True, encoding="utf-8")
-
-
 def _identifier_header(identifier: str) -> _Element:
     el = etree.Element(E_IDENTIFIER)
     el.text = identifier
@@ -358,7 +336,7 @@ def build_subscribe_request(header: Header, req: SubscribeRequest) -> bytes:
         _sub(root, W_BOOKMARK, req.bookmark)
     if req.send_bookmarks:
         _sub(root, W_SEND_BOOKMARKS)
-    return _build(_with_action(header, Action.SUBSCRIBE), [root])
+    return build_envelope(_with_action(header, Action.SUBSCRIBE), [root])
 
 
 def _read_delivery(el: _Element) -> Delivery:
@@ -426,7 +404,7 @@ def build_subscribe_response(relates_to: str | None, resp: SubscribeResponse, *,
         _sub(root, E_EXPIRES, resp.expires)
     if resp.context is not None:
         _sub(root, N_CONTEXT, resp.context)
-    return _build(response_header(Action.SUBSCRIBE_RESPONSE, relates_to, message_id=message_id), [root])
+    return build_envelope(response_header(Action.SUBSCRIBE_RESPONSE, relates_to, message_id=message_id), [root])
 
 
 def parse_subscribe_response(env: Envelope) -> SubscribeResponse:
@@ -450,7 +428,7 @@ def parse_subscribe_response(env: Envelope) -> SubscribeResponse:
 
 # ================================================================================ manager requests
 def _manager_request(header: Header, action: str, identifier: str, body: _Element) -> bytes:
-    return _build(_with_action(header, action), [body], [_identifier_header(identifier)])
+    return build_envelope(_with_action(header, action), [body], extra_headers=[_identifier_header(identifier)])
 
 
 def _parse_manager_request(env: Envelope, action: str, tag: str) -> ManagerRequest:
@@ -505,7 +483,7 @@ def _expires_response(action: str, tag: str, relates_to: str | None, expires: st
     root = etree.Element(tag, nsmap={"e": NS_EVENTING})
     if expires is not None:
         _sub(root, E_EXPIRES, expires)
-    return _build(response_header(action, relates_to, message_id=message_id), [root])
+    return build_envelope(response_header(action, relates_to, message_id=message_id), [root])
 
 
 def _parse_expires_response(env: Envelope, action: str, tag: str) -> ExpiresResponse:
@@ -540,7 +518,7 @@ def parse_get_status_response(env: Envelope) -> ExpiresResponse:
 
 def build_unsubscribe_response(relates_to: str | None, *, message_id: str | None = None) -> bytes:
     """``UnsubscribeResponse``: empty body (DSP0226 10.4)."""
-    return _build(response_header(Action.UNSUBSCRIBE_RESPONSE, relates_to, message_id=message_id), [])
+    return build_envelope(response_header(Action.UNSUBSCRIBE_RESPONSE, relates_to, message_id=message_id), [])
 
 
 def parse_unsubscribe_response(env: Envelope) -> None:
@@ -558,7 +536,7 @@ def build_subscription_end(header: Header, end: SubscriptionEnd) -> bytes:
     if end.reason is not None:
         r = _sub(root, E_REASON, end.reason)
         r.set(_LANG, "en-US")
-    return _build(_with_action(header, Action.SUBSCRIPTION_END), [root])
+    return build_envelope(_with_action(header, Action.SUBSCRIPTION_END), [root])
 
 
 def parse_subscription_end(env: Envelope) -> SubscriptionEnd:
@@ -589,8 +567,8 @@ def build_event(header: Header, event: DeliveredEvent, *, bookmark: str | None =
                 ack_requested: bool = False, identifier: str | None = None) -> bytes:
     """One event in Push / PushWithAck mode (DSP0226 10.2.9.1, 10.2.9.2): the event's action as
     wsa:Action, the event as the body; wsman:AckRequested for PushWithAck (DSP0226 10.7)."""
-    return _build(_with_action(header, event.action), [event.element],
-                  _delivery_headers(bookmark, ack_requested, identifier))
+    return build_envelope(_with_action(header, event.action), [event.element],
+                          extra_headers=_delivery_headers(bookmark, ack_requested, identifier))
 
 
 def build_events(header: Header, events: Sequence[DeliveredEvent], *, bookmark: str | None = None,
@@ -599,7 +577,8 @@ def build_events(header: Header, events: Sequence[DeliveredEvent], *, bookmark: 
     per event."""
     root = etree.Element(W_EVENTS, nsmap={"w": NS_WSMAN})
     _write_event_list(root, events)
-    return _build(_with_action(header, Action.EVENTS), [root], _delivery_headers(bookmark, ack_requested, identifier))
+    return build_envelope(_with_action(header, Action.EVENTS), [root],
+                          extra_headers=_delivery_headers(bookmark, ack_requested, identifier))
 
 
 def _write_event_list(parent: _Element, events: Sequence[DeliveredEvent]) -> None:
@@ -656,7 +635,7 @@ def build_event_pull_response(relates_to: str | None, context: str | None, event
     if events:
         _write_event_list(_sub(root, N_ITEMS), events)
     header = response_header(Action.PULL_RESPONSE, relates_to, message_id=message_id)
-    return _build(header, [root], _delivery_headers(bookmark, False, None))
+    return build_envelope(header, [root], extra_headers=_delivery_headers(bookmark, False, None))
 
 
 def build_pull_heartbeat(relates_to: str | None, context: str | None, *, bookmark: str | None = None,
@@ -670,7 +649,7 @@ def build_pull_heartbeat(relates_to: str | None, context: str | None, *, bookmar
     if context is not None:
         _sub(root, N_CONTEXT, context)
     header = response_header(Action.HEARTBEAT, relates_to, message_id=message_id)
-    return _build(header, [root], _delivery_headers(bookmark, False, None))
+    return build_envelope(header, [root], extra_headers=_delivery_headers(bookmark, False, None))
 
 
 def dropped_events_item(dropped: DroppedEvents) -> DeliveredEvent:
@@ -750,7 +729,8 @@ def parse_subscription_item(el: _Element) -> PublishedSubscription:
 # ================================================================================ Heartbeat, DroppedEvents, Ack
 def build_heartbeat(header: Header, *, bookmark: str | None = None, identifier: str | None = None) -> bytes:
     """Heartbeat: action wsman:Heartbeat, empty body (DSP0226 10.2.5)."""
-    return _build(_with_action(header, Action.HEARTBEAT), [], _delivery_headers(bookmark, False, identifier))
+    return build_envelope(_with_action(header, Action.HEARTBEAT), [],
+                          extra_headers=_delivery_headers(bookmark, False, identifier))
 
 
 def parse_heartbeat(env: Envelope) -> EventMessage:
@@ -766,7 +746,8 @@ def build_dropped_events(header: Header, dropped: DroppedEvents, *, identifier: 
     root = etree.Element(W_DROPPED_EVENTS, nsmap={"w": NS_WSMAN})
     root.set("Action", dropped.action)
     root.text = str(dropped.count)
-    return _build(_with_action(header, Action.DROPPED_EVENTS), [root], _delivery_headers(None, False, identifier))
+    return build_envelope(_with_action(header, Action.DROPPED_EVENTS), [root],
+                          extra_headers=_delivery_headers(None, False, identifier))
 
 
 def parse_dropped_events(env: Envelope) -> DroppedEvents:
@@ -781,7 +762,7 @@ def parse_dropped_events(env: Envelope) -> DroppedEvents:
 def build_ack(relates_to: str, *, to: str, message_id: str | None = None) -> bytes:
     """Acknowledgement of a PushWithAck delivery: action wsman:Ack, RelatesTo = the event message's
     MessageID, empty body (DSP0226 10.7)."""
-    return _build(response_header(Action.ACK, relates_to, to=to, message_id=message_id), [])
+    return build_envelope(response_header(Action.ACK, relates_to, to=to, message_id=message_id), [])
 
 
 def parse_ack(env: Envelope) -> str:

@@ -32,7 +32,7 @@ from lxml import etree
 
 from .envelope import Envelope, build_envelope
 from .errors import WSManDecodeError
-from .header import Header
+from .messages import response_header
 from .ns import ANONYMOUS, CANONICAL_PREFIX, FAULT_DETAIL_PREFIX, NS_SOAP, NS_WSMAN, NS_WSMANFAULT, NS_XML, Action, qn
 
 _Element = etree._Element
@@ -400,24 +400,18 @@ def build_fault(fault: WSManFault, relates_to: str | None, to: str = ANONYMOUS,
     """Complete fault envelope (DSP0226 14.5): Action = fault action, To, RelatesTo; for
     ``s:MustUnderstand`` one ``s:NotUnderstood`` header per QName, for ``s:VersionMismatch`` an
     ``s:Upgrade`` header naming the SOAP 1.2 envelope (SOAP 1.2 part 1 5.4.7, 5.4.8)."""
-    h = Header(action=fault.action, to=to, relates_to=relates_to, reply_to=None, must_understand=set())
-    if message_id is not None:
-        h.message_id = message_id
-    data = build_envelope(h, [fault_element(fault)])
-    if not fault.not_understood and fault.code != "s:VersionMismatch":
-        return data
-    # Extra SOAP header blocks: re-open the tree we just wrote (rare path).
-    root = etree.fromstring(data)
-    hdr = root[0]
+    h = response_header(fault.action, relates_to, to=to, message_id=message_id)
+    extra: list[_Element] = []
     for clark in fault.not_understood:
         q = etree.QName(clark)
-        nu = etree.SubElement(hdr, S_NOT_UNDERSTOOD, nsmap={"nu": q.namespace or ""})
+        nu = etree.Element(S_NOT_UNDERSTOOD, nsmap={"s": NS_SOAP, "nu": q.namespace or ""})
         nu.set("qname", f"nu:{q.localname}")
+        extra.append(nu)
     if fault.code == "s:VersionMismatch":
-        up = etree.SubElement(hdr, S_UPGRADE)
-        se = etree.SubElement(up, S_SUPPORTED_ENVELOPE)
-        se.set("qname", "s:Envelope")
-    return etree.tostring(root, xml_declaration=True, encoding="utf-8")
+        up = etree.Element(S_UPGRADE, nsmap={"s": NS_SOAP})
+        etree.SubElement(up, S_SUPPORTED_ENVELOPE).set("qname", "s:Envelope")
+        extra.append(up)
+    return build_envelope(h, [fault_element(fault)], extra_headers=extra)
 
 
 def is_fault(env: Envelope) -> bool:

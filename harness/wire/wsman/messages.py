@@ -19,6 +19,7 @@ from lxml import etree
 
 from ._xml import children as _children
 from ._xml import expect_action as _expect
+from ._xml import payload as _payload
 from ._xml import sub as _sub
 from ._xml import text as _text
 from ._xml import uint as _uint
@@ -37,6 +38,8 @@ from .header import (
 )
 from .ns import (
     ANONYMOUS,
+    ENUM_MODE_EPR,
+    ENUM_MODE_OBJECT_AND_EPR,
     FILTER_ASSOCIATION,
     FILTER_SELECTOR,
     NS_CIMBINDING,
@@ -84,7 +87,7 @@ ID_SECURITY_PROFILES = qn(NS_WSMID, "SecurityProfiles")
 ID_SECURITY_PROFILE_NAME = qn(NS_WSMID, "SecurityProfileName")
 B_OBJECT = qn(NS_CIMBINDING, "Object")
 
-_ENUM_MODES = ("EnumerateEPR", "EnumerateObjectAndEPR")
+_ENUM_MODES = (ENUM_MODE_EPR, ENUM_MODE_OBJECT_AND_EPR)
 
 
 # ================================================================================ dataclasses
@@ -222,15 +225,6 @@ def response_header(action: str, relates_to: str | None, *, to: str = ANONYMOUS,
     if message_id is not None:
         h.message_id = message_id
     return h
-
-
-def _payload(env: Envelope, tag: str | None) -> _Element:
-    p = env.payload
-    if p is None:
-        raise WSManDecodeError(f"empty body, expected {tag}", fault="InvalidBody")
-    if tag is not None and p.tag != tag:
-        raise WSManDecodeError(f"body holds {p.tag!r}, expected {tag!r}", fault="InvalidBody")
-    return p
 
 
 # ================================================================================ Identify

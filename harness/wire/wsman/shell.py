@@ -30,8 +30,10 @@ from lxml import etree
 
 from . import messages as msg
 from ._xml import children as _children
+from ._xml import expect_action as _expect
 from ._xml import sub as _sub
 from ._xml import text as _text
+from ._xml import with_action as _with_action
 from .duration import format_duration, parse_duration
 from .envelope import Envelope, build_envelope
 from .errors import WSManDecodeError
@@ -275,9 +277,7 @@ def _duration(el: _Element, what: str) -> float:
 
 
 def _payload(env: Envelope, action: str, tag: str | None) -> _Element | None:
-    if env.header.action != action:
-        raise WSManDecodeError(f"expected action {action}, got {env.header.action or '(none)'}",
-                               fault="ActionNotSupported")
+    _expect(env, action)
     p = env.payload
     if tag is None:
         return p
@@ -286,11 +286,6 @@ def _payload(env: Envelope, action: str, tag: str | None) -> _Element | None:
         raise WSManDecodeError(f"{action.rsplit('/', 1)[-1]} needs {tag} in the body, got {got}",
                                fault="InvalidBody")
     return p
-
-
-def _with(header: Header, action: str) -> Header:
-    header.action = action
-    return header
 
 
 def _el(tag: str, text: str | None = None, **attrib: str) -> _Element:
@@ -431,7 +426,7 @@ def build_create_shell_request(header: Header, spec: ShellSpec, options: ShellOp
     header.resource_uri = header.resource_uri or RESOURCE_SHELL_CMD
     if options is not None:
         header.options = [*header.options, *option_list(options)]
-    return build_envelope(_with(header, Action.CREATE), [shell_element(spec)])
+    return build_envelope(_with_action(header, Action.CREATE), [shell_element(spec)])
 
 
 def parse_create_shell_request(env: Envelope) -> ShellSpec:
@@ -465,7 +460,7 @@ def build_command_request(header: Header, req: CommandRequest, options: ShellOpt
         _sub(el, RSP_ARGUMENTS, arg)
     if options is not None:
         header.options = [*header.options, *option_list(options)]
-    return build_envelope(_with(header, ShellAction.COMMAND), [el])
+    return build_envelope(_with_action(header, ShellAction.COMMAND), [el])
 
 
 def parse_command_request(env: Envelope) -> CommandRequest:
@@ -531,7 +526,7 @@ def build_send_request(header: Header, streams: Sequence[StreamData]) -> bytes:
     el = _el(RSP_SEND)
     for s in streams:
         el.append(_stream_element(s, with_end=True))
-    return build_envelope(_with(header, ShellAction.SEND), [el])
+    return build_envelope(_with_action(header, ShellAction.SEND), [el])
 
 
 def parse_send_request(env: Envelope) -> list[StreamData]:
@@ -563,7 +558,7 @@ def build_receive_request(header: Header, req: ReceiveRequest) -> bytes:
     ds = _sub(el, RSP_DESIRED_STREAM, " ".join(req.streams))
     if req.command_id is not None:
         ds.set("CommandId", req.command_id)
-    return build_envelope(_with(header, ShellAction.RECEIVE), [el])
+    return build_envelope(_with_action(header, ShellAction.RECEIVE), [el])
 
 
 def parse_receive_request(env: Envelope) -> ReceiveRequest:
@@ -634,7 +629,7 @@ def build_signal_request(header: Header, req: SignalRequest) -> bytes:
     if req.command_id is not None:
         el.set("CommandId", req.command_id)
     _sub(el, RSP_CODE, SIGNAL_URIS.get(req.code, req.code))
-    return build_envelope(_with(header, ShellAction.SIGNAL), [el])
+    return build_envelope(_with_action(header, ShellAction.SIGNAL), [el])
 
 
 def parse_signal_request(env: Envelope) -> SignalRequest:
@@ -664,7 +659,7 @@ def build_disconnect_request(header: Header, req: DisconnectRequest) -> bytes:
         _sub(el, RSP_IDLE_TIMEOUT, format_duration(req.idle_timeout))
     if req.buffer_mode is not None:
         _sub(el, RSP_BUFFER_MODE, req.buffer_mode)
-    return build_envelope(_with(header, ShellAction.DISCONNECT), [el])
+    return build_envelope(_with_action(header, ShellAction.DISCONNECT), [el])
 
 
 def parse_disconnect_request(env: Envelope) -> DisconnectRequest:
@@ -700,7 +695,7 @@ def parse_disconnect_response(env: Envelope) -> None:
 
 def build_reconnect_request(header: Header) -> bytes:
     """rsp:Reconnect (MS-WSMV 3.1.4.16): no input data for a cmd shell."""
-    return build_envelope(_with(header, ShellAction.RECONNECT), [_el(RSP_RECONNECT)])
+    return build_envelope(_with_action(header, ShellAction.RECONNECT), [_el(RSP_RECONNECT)])
 
 
 def parse_reconnect_request(env: Envelope) -> None:
@@ -722,7 +717,7 @@ def build_connect_request(header: Header, content: Sequence[_Element] = ()) -> b
     el = _el(RSP_CONNECT)
     for c in content:
         el.append(c)
-    return build_envelope(_with(header, ShellAction.CONNECT), [el])
+    return build_envelope(_with_action(header, ShellAction.CONNECT), [el])
 
 
 def parse_connect_request(env: Envelope) -> list[_Element]:
