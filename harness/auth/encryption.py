@@ -25,13 +25,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from harness.auth.errors import EncryptionError
+from harness.wire.wsman.ns import SOAP_CONTENT_TYPE
 
 SPNEGO_PROTOCOL = "application/HTTP-SPNEGO-session-encrypted"
 KERBEROS_PROTOCOL = "application/HTTP-Kerberos-session-encrypted"
 CREDSSP_PROTOCOL = "application/HTTP-CredSSP-session-encrypted"
 BOUNDARY = "Encrypted Boundary"
 ENCRYPTED_TYPE = "multipart/encrypted"
-ORIGINAL_TYPE = "application/soap+xml;charset=UTF-8"
+ORIGINAL_TYPE = SOAP_CONTENT_TYPE  # the OriginalContent type of a sealed part (MS-WSMV 2.2.9.1.1)
 #: Largest signature accepted (NTLM: 16 bytes; Kerberos RFC 4121 wrap tokens: 60 + padding).
 MAX_SIGNATURE = 1024
 

@@ -34,9 +34,8 @@ from harness.wire.wsman.envelope import Envelope, parse_envelope
 from harness.wire.wsman.errors import WSManDecodeError
 from harness.wire.wsman.faults import FAULTS, WSManFault, build_fault, make_fault
 from harness.wire.wsman.header import Header
-from harness.wire.wsman.ns import Action
+from harness.wire.wsman.ns import SOAP_CONTENT_TYPE, Action
 
-SOAP_CONTENT_TYPE = "application/soap+xml;charset=UTF-8"
 MAX_MESSAGE_BYTES = 512 * 1024
 DEFAULT_HOST = "127.0.0.1"
 #: Items per EnumerateResponse / PullResponse when the publisher names no MaxElements.

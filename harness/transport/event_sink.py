@@ -24,9 +24,8 @@ from harness.transport.tap import Direction, Tap
 from harness.wire.wsman import eventing as ev
 from harness.wire.wsman.envelope import parse_envelope
 from harness.wire.wsman.errors import WSManDecodeError
-from harness.wire.wsman.ns import ANONYMOUS, Action
+from harness.wire.wsman.ns import ANONYMOUS, SOAP_CONTENT_TYPE, Action
 
-SOAP_CONTENT_TYPE = "application/soap+xml;charset=UTF-8"
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 #: Address the sink binds to; a real target must reach it (env WMH_EVENT_SINK_HOST).
 DEFAULT_HOST = "127.0.0.1"

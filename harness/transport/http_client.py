@@ -34,8 +34,8 @@ from harness.auth.initiator import Initiator, check_scheme
 from harness.auth.kerberos import encryption_protocol
 from harness.auth.tls import client_ssl_context
 from harness.transport.tap import Tap
+from harness.wire.wsman.ns import SOAP_CONTENT_TYPE
 
-SOAP_CONTENT_TYPE = "application/soap+xml;charset=UTF-8"
 ENCRYPTION_MODES = ("auto", "always", "never")
 
 

@@ -50,11 +50,10 @@ from harness.wire.wsman.cimxml import instance_to_element
 from harness.wire.wsman.envelope import parse_envelope
 from harness.wire.wsman.errors import WSManDecodeError
 from harness.wire.wsman.header import EndpointReference, Header
-from harness.wire.wsman.ns import ANONYMOUS, RESOURCE_WMI_PREFIX, Action
+from harness.wire.wsman.ns import ANONYMOUS, RESOURCE_WMI_PREFIX, SOAP_CONTENT_TYPE, Action
 
 log = logging.getLogger("wmh.mock.events")
 
-SOAP_CONTENT_TYPE = "application/soap+xml;charset=UTF-8"
 #: Wake-up interval when nothing signals new events (bounds the latency of retries and of
 #: heartbeats on a real-time clock).
 IDLE_WAIT = 0.5

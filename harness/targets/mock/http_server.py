@@ -29,10 +29,10 @@ from harness.targets.mock.config import MockConfig
 from harness.targets.mock.event_pusher import answer_request, install_event_tasks
 from harness.targets.mock.shells import handle_with_receive_wait
 from harness.targets.mock.wsman_service import Principal, WSManService
+from harness.wire.wsman.ns import SOAP_CONTENT_TYPE
 
 log = logging.getLogger("wmh.mock")
 
-SOAP_CONTENT_TYPE = "application/soap+xml;charset=UTF-8"
 #: Seconds an unread request body is still drained after an early answer (aiohttp lingering close).
 LINGERING_TIME = 2.0
 

@@ -37,11 +37,10 @@ from harness.wire.wsman.envelope import Envelope, parse_envelope
 from harness.wire.wsman.errors import WSManDecodeError
 from harness.wire.wsman.faults import is_fault, parse_fault
 from harness.wire.wsman.header import Header
-from harness.wire.wsman.ns import Action
+from harness.wire.wsman.ns import SOAP_CONTENT_TYPE, Action
 
 log = logging.getLogger("wmh.mock.publisher")
 
-SOAP_CONTENT_TYPE = "application/soap+xml;charset=UTF-8"
 IDLE_WAIT = 0.5
 REQUEST_TIMEOUT = 10.0
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024

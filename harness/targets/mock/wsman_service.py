@@ -53,6 +53,8 @@ from harness.wire.wsman.faults import FAULTS, FaultDetail, WSManFault, build_fau
 from harness.wire.wsman.header import EndpointReference, Header
 from harness.wire.wsman.ns import (
     ANONYMOUS,
+    ENUM_MODE_EPR,
+    ENUM_MODE_OBJECT_AND_EPR,
     FILTER_ASSOCIATION,
     FILTER_SELECTOR,
     FILTER_WQL,
@@ -502,7 +504,7 @@ class WSManService:
         resource = self._resource(env)
         self._authorize(resource, principal, authz.READ_RIGHTS)
         request = msg.parse_enumerate_request(env)
-        if request.enumeration_mode not in (None, "EnumerateEPR", "EnumerateObjectAndEPR"):
+        if request.enumeration_mode not in (None, ENUM_MODE_EPR, ENUM_MODE_OBJECT_AND_EPR):
             raise make_fault("UnsupportedFeature", f"Unknown EnumerationMode {request.enumeration_mode}.",
                              detail=FaultDetail.ENUMERATION_MODE)
         selected = self._select(resource, request)
@@ -576,12 +578,12 @@ class WSManService:
         budget = self._limit(env) - ENVELOPE_OVERHEAD
         page = msg.EnumerationItems()
         used = 0
-        while len(page.items) + len(page.epr_items) < max_elements * (2 if ctx.mode == "EnumerateObjectAndEPR" else 1):
+        while len(page.items) + len(page.epr_items) < max_elements * (2 if ctx.mode == ENUM_MODE_OBJECT_AND_EPR else 1):
             entry = self._peek(ctx, max_elements)
             if entry is None:
                 break
             ns, instance, projected = entry
-            obj = None if ctx.mode == "EnumerateEPR" else self._render(resource, ns, instance, projected)
+            obj = None if ctx.mode == ENUM_MODE_EPR else self._render(resource, ns, instance, projected)
             epr = None if ctx.mode is None else self._epr(resource, ns, instance)
             size = (len(etree.tostring(obj)) if obj is not None else 0) + (600 if epr is not None else 0)
             if used + size > budget:
@@ -595,7 +597,7 @@ class WSManService:
             if epr is not None:
                 page.epr_items.append(epr)
             self._advance(ctx)
-            if ctx.mode == "EnumerateObjectAndEPR" and len(page.items) >= max_elements:
+            if ctx.mode == ENUM_MODE_OBJECT_AND_EPR and len(page.items) >= max_elements:
                 break
         if self._peek(ctx, 1) is None:
             page.end_of_sequence = True

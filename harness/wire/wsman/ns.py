@@ -61,6 +61,9 @@ FILTER_WQL: Final = "http://schemas.microsoft.com/wbem/wsman/1/WQL"
 FILTER_SELECTOR: Final = "http://schemas.dmtf.org/wbem/wsman/1/wsman/SelectorFilter"
 FILTER_ASSOCIATION: Final = "http://schemas.dmtf.org/wbem/wsman/1/cimbinding/associationFilter"
 FILTER_CQL: Final = "http://schemas.dmtf.org/wbem/cql/1/dsp0202.pdf"
+#: Content-Type of a WS-Man message on HTTP (MS-WSMV 2.1: SOAP 1.2 over HTTP, UTF-8; the exact
+#: spelling Windows sends).
+SOAP_CONTENT_TYPE: Final = "application/soap+xml;charset=UTF-8"
 ENUM_MODE_EPR: Final = "EnumerateEPR"
 ENUM_MODE_OBJECT_AND_EPR: Final = "EnumerateObjectAndEPR"
 
