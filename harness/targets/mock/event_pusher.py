@@ -41,6 +41,7 @@ import aiohttp
 from aiohttp import web
 from lxml import etree
 
+from harness.aio import wait_event
 from harness.targets.mock.config import MockConfig
 from harness.targets.mock.events import EndedSubscription, EventSource, LoggedEvent, Subscription, make_bookmark
 from harness.targets.mock.publisher import Publisher
@@ -88,8 +89,7 @@ class EventPusher:
         try:
             async with aiohttp.ClientSession(timeout=timeout) as session:
                 while True:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), IDLE_WAIT)
+                    await wait_event(self._wake, IDLE_WAIT)
                     self._wake.clear()
                     await self.step(session)
         finally:
@@ -275,8 +275,7 @@ class EventSignal:
         """Until the generation moves past ``generation`` or ``timeout`` seconds pass."""
         if self.generation != generation:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), max(0.0, timeout))
+        await wait_event(self._changed, max(0.0, timeout))
 
 
 _SIGNAL_KEY = web.AppKey("wmh_event_signal", EventSignal)
@@ -326,9 +325,10 @@ def install_event_tasks(app: web.Application, service: WSManService, config: Moc
         tasks = app.get(_TASKS_KEY, [])
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT)
+            for task in stuck:
+                log.warning("event task %s did not stop within %s s", task.get_name(), SHUTDOWN_WAIT)
         while unhook:
             unhook.pop()()
 

@@ -22,12 +22,12 @@ Windows would authenticate with Kerberos or a client certificate (not modelled).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import aiohttp
 from lxml import etree
 
+from harness.aio import wait_event
 from harness.targets.mock.config import MockConfig
 from harness.targets.mock.events import ManualClock
 from harness.targets.mock.wsman_service import Principal, WSManService
@@ -87,8 +87,7 @@ class Publisher:
             async with aiohttp.ClientSession(timeout=timeout) as session:
                 while True:
                     await self.step(session)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), IDLE_WAIT)
+                    await wait_event(wake, IDLE_WAIT)
                     wake.clear()
         finally:
             remove()

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import pywbem
 
+from harness.aio import wait_event
 from harness.auth.users import LocalUser, UserDatabase
 from harness.cim.errors import WBEM_HRESULT, CimError, CimStatus
 from harness.cim.paths import ObjectPath, parse_object_path
@@ -389,9 +390,7 @@ class EventStream:
             if remaining is not None and remaining <= 0:
                 break
             self._ready.clear()
-            try:
-                await asyncio.wait_for(self._ready.wait(), remaining)
-            except TimeoutError:
+            if not await wait_event(self._ready, remaining):
                 break
         out: list[WmiClass | WmiInstance] = []
         while self._queue and len(out) < count:
