@@ -45,6 +45,8 @@ WBEM_HRESULT: dict[CimStatus, int] = {
     CimStatus.CLASS_HAS_INSTANCES: 0x80041026,
     CimStatus.INVALID_SUPERCLASS: 0x8004100D,
     CimStatus.ALREADY_EXISTS: 0x80041019,
+    # IWbemClassObject::Get / ::Put of a property the class lacks answer WBEM_E_NOT_FOUND (not
+    # WBEM_E_INVALID_PROPERTY, 0x80041031, which is for an invalid property *value* or name syntax).
     CimStatus.NO_SUCH_PROPERTY: 0x80041002,
     CimStatus.TYPE_MISMATCH: 0x80041005,
     CimStatus.QUERY_LANGUAGE_NOT_SUPPORTED: 0x80041018,

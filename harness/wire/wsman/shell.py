@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from lxml import etree
@@ -421,11 +421,16 @@ def read_shell(el: _Element) -> ShellSpec:
 
 
 # ================================================================================ Create / Delete
+def _with_options(header: Header, options: ShellOptions | None) -> Header:
+    """``header`` with the shell's wsman:OptionSet entries appended (a copy; the caller's is not changed)."""
+    if options is None:
+        return header
+    return replace(header, options=[*header.options, *option_list(options)])
+
+
 def build_create_shell_request(header: Header, spec: ShellSpec, options: ShellOptions | None = None) -> bytes:
     """wxf:Create of a cmd shell (MS-WSMV 3.1.4.5 with rsp:Shell, 2.2.4.37)."""
-    header.resource_uri = header.resource_uri or RESOURCE_SHELL_CMD
-    if options is not None:
-        header.options = [*header.options, *option_list(options)]
+    header = _with_options(replace(header, resource_uri=header.resource_uri or RESOURCE_SHELL_CMD), options)
     return build_envelope(_with_action(header, Action.CREATE), [shell_element(spec)])
 
 
@@ -458,9 +463,7 @@ def build_command_request(header: Header, req: CommandRequest, options: ShellOpt
     _sub(el, RSP_COMMAND, req.command)
     for arg in req.arguments:
         _sub(el, RSP_ARGUMENTS, arg)
-    if options is not None:
-        header.options = [*header.options, *option_list(options)]
-    return build_envelope(_with_action(header, ShellAction.COMMAND), [el])
+    return build_envelope(_with_action(_with_options(header, options), ShellAction.COMMAND), [el])
 
 
 def parse_command_request(env: Envelope) -> CommandRequest:

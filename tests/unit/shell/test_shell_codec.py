@@ -115,3 +115,16 @@ def test_command_without_command_is_refused() -> None:
     data = sh.build_command_request(_header(), sh.CommandRequest("  "))
     with pytest.raises(WSManDecodeError):
         sh.parse_command_request(parse_envelope(data))
+
+
+def test_builders_leave_the_callers_header_unchanged() -> None:
+    """One header reused for several requests must not collect OptionSet entries or a ResourceURI."""
+    header = Header(action="")
+    options = sh.ShellOptions(no_profile=True, codepage=65001)
+    first = sh.build_create_shell_request(header, sh.ShellSpec(), options)
+    second = sh.build_create_shell_request(header, sh.ShellSpec(), options)
+    assert first.count(b"WINRS_CODEPAGE") == second.count(b"WINRS_CODEPAGE") == 1
+    assert header.options == [] and header.resource_uri is None and header.action == ""
+    command_header = _header()
+    sh.build_command_request(command_header, sh.CommandRequest("echo", []), options)
+    assert command_header.options == []
