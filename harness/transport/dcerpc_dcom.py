@@ -182,11 +182,7 @@ class DcomRuntime:
         if op in (0, 4):   # ResolveOxid / ResolveOxid2
             oxid = r.u64("OXID")
             n = r.u16("cRequestedProtseqs")
-            cnt = r.count("protseqs", 2)
-            if cnt != n:
-                raise NdrError("cRequestedProtseqs differs from the array")
-            for _ in range(cnt):
-                r.u16("protseq")
+            r.sized_array("protseqs", 2, n, lambda e: e.u16("protseq"))
             known = oxid == self.oxid
             if w.referent(known):
                 self.bindings().write_ndr(w)
@@ -211,15 +207,9 @@ class DcomRuntime:
             adds: list[int] = []
             dels: list[int] = []
             if has_add:
-                cnt = r.count("AddToSet", 8)
-                if cnt != n_add:
-                    raise NdrError("cAddToSet differs from the array")
-                adds = [r.u64("OID") for _ in range(cnt)]
+                adds = r.sized_array("AddToSet", 8, n_add, lambda e: e.u64("OID"))
             if has_del:
-                cnt = r.count("DelFromSet", 8)
-                if cnt != n_del:
-                    raise NdrError("cDelFromSet differs from the array")
-                dels = [r.u64("OID") for _ in range(cnt)]
+                dels = r.sized_array("DelFromSet", 8, n_del, lambda e: e.u64("OID"))
             with self._lock:
                 if setid == 0:
                     setid = secrets.randbits(63) | 1
@@ -320,10 +310,7 @@ class DcomRuntime:
             ripid = r.guid("ripid")
             r.u32("cRefs")
             n = r.u16("cIids")
-            cnt = r.count("iids", 16)
-            if cnt != n:
-                raise NdrError("cIids differs from the array")
-            iids = [r.guid("IID") for _ in range(cnt)]
+            iids = r.sized_array("iids", 16, n, lambda e: e.guid("IID"))
             with self._lock:
                 export = self.exports.get(ripid)
             w.referent(True)
@@ -344,10 +331,8 @@ class DcomRuntime:
             return
         if op in (4, 5):   # RemAddRef / RemRelease
             n = r.u16("cInterfaceRefs")
-            cnt = r.count("InterfaceRefs", 24)
-            if cnt != n:
-                raise NdrError("cInterfaceRefs differs from the array")
-            refs = [(r.guid("ipid"), r.u32("cPublicRefs"), r.u32("cPrivateRefs")) for _ in range(cnt)]
+            refs = r.sized_array("InterfaceRefs", 24, n,
+                                 lambda e: (e.guid("ipid"), e.u32("cPublicRefs"), e.u32("cPrivateRefs")))
             if op == 4:
                 w.referent(True)
                 w.u32(len(refs))

@@ -291,12 +291,6 @@ class EventSource:
 
         return remove
 
-    def pending_push(self) -> list[Subscription]:
-        """Live push-mode subscriptions (Push, PushWithAck, Events) with queued events."""
-        with self._lock:
-            self._expire(self._clock())
-            return [s for s in self._subs.values() if s.delivery.mode != DELIVERY_PULL and s.queue]
-
     def push_subscriptions(self) -> list[Subscription]:
         """Every live push-mode subscription (for heartbeats and DroppedEvents, DSP0226 10.2.5, 10.9)."""
         with self._lock:

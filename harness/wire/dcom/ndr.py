@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import struct
 import uuid
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class NdrError(Exception):
@@ -158,6 +162,14 @@ class NdrReader:
         if n * unit > len(self.data) - self.pos:
             raise NdrError(f"{what} count {n} exceeds the stub")
         return n
+
+    def sized_array(self, what: str, unit: int, size: int, read: Callable[[NdrReader], T]) -> list[T]:
+        """A conformant array sized by an earlier field (``[size_is(size)]``, C706 14.3.3.2): its
+        conformance (max count) must equal ``size``; then ``read(self)`` reads each element."""
+        n = self.count(what, unit)
+        if n != size:
+            raise NdrError(f"{what}: conformance {n} differs from the size field {size}")
+        return [read(self) for _ in range(n)]
 
     def referent(self, what: str = "pointer") -> bool:
         return self.u32(what) != 0

@@ -313,15 +313,9 @@ def _custom_header(r: NdrReader) -> tuple[list[uuid.UUID], list[int], int]:
     clsids: list[uuid.UUID] = []
     sizes: list[int] = []
     if has_clsids:
-        n = r.count("pclsid", 16)
-        if n != c_ifs:
-            raise NdrError("pclsid count differs from cIfs")
-        clsids = [r.guid("pclsid") for _ in range(n)]
+        clsids = r.sized_array("pclsid", 16, c_ifs, lambda e: e.guid("pclsid"))
     if has_sizes:
-        n = r.count("pSizes", 4)
-        if n != c_ifs:
-            raise NdrError("pSizes count differs from cIfs")
-        sizes = [r.u32("pSizes") for _ in range(n)]
+        sizes = r.sized_array("pSizes", 4, c_ifs, lambda e: e.u32("pSizes"))
     if has_reserved:
         r.u32("dwReserved")
     if len(clsids) != len(sizes):
@@ -369,10 +363,7 @@ def parse_activation_blob(objref: bytes) -> ActivationRequest:
             r.u16("COMVERSION")
             iids: list[uuid.UUID] = []
             if has_iids:
-                n = r.count("pIID", 16)
-                if n != c_iid:
-                    raise NdrError("pIID count differs from cIID")
-                iids = [r.guid("IID") for _ in range(n)]
+                iids = r.sized_array("pIID", 16, c_iid, lambda e: e.guid("IID"))
             request = ActivationRequest(cls, iids)
         elif clsid == CLSID_SCM_REQUEST_INFO:
             r = NdrReader(deserialize_type1(prop))
@@ -384,10 +375,7 @@ def parse_activation_blob(objref: bytes) -> ActivationRequest:
                 r.u32("ClientImpLevel")
                 n = r.u16("cRequestedProtseqs")
                 if r.referent("pRequestedProtseqs"):
-                    cnt = r.count("protseqs", 2)
-                    if cnt != n:
-                        raise NdrError("cRequestedProtseqs differs from the array")
-                    protseqs = [r.u16("protseq") for _ in range(cnt)]
+                    protseqs = r.sized_array("protseqs", 2, n, lambda e: e.u16("protseq"))
     if request is None:
         raise NdrError("activation request without InstantiationInfoData")
     request.protseqs = protseqs

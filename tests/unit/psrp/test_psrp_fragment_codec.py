@@ -199,3 +199,16 @@ def test_pypsrp_fragments_we_defragment() -> None:
     assert decoded == SessionCapability("2.3", "2.0", "1.1.0.1")
     reference = PypsrpMessage(2, str(RPID), None, capability, Serializer()).pack()
     assert out[0] == reference
+
+
+def test_feed_fragment_completes_the_message_on_its_end_fragment() -> None:
+    """Fragments already decoded (e.g. one per rsp:Stream) reassemble like a byte stream (MS-PSRP 2.2.4)."""
+    message = bytes(range(256)) * 8
+    fragments = Fragmenter(max_size=FRAGMENT_HEADER_SIZE + 300).fragments(message)
+    assert len(fragments) > 3
+    defrag = Defragmenter()
+    results = [defrag.feed_fragment(f) for f in fragments]
+    assert results[:-1] == [None] * (len(fragments) - 1)
+    assert results[-1] == message and defrag.idle
+    with pytest.raises(PsrpDecodeError, match="without its start fragment"):
+        Defragmenter().feed_fragment(fragments[1])
