@@ -1,4 +1,4 @@
-"""CredSSP (MS-CSSP) with unmodified pypsrp (requests-credssp) against ``wmh serve --credssp``.
+"""CredSSP (MS-CSSP) with unmodified pypsrp and pywinrm (requests-credssp) against ``wmh serve --credssp``.
 
 The listener has a Windows-like policy (Basic off, unencrypted refused) with ServiceAuthType CredSSP
 switched on (MS-WSMV 2.2.4.34): over HTTP every message travels sealed by the CredSSP TLS session
@@ -16,6 +16,7 @@ from _wire import WMI_CIMV2, MockServer
 
 pytest.importorskip("requests_credssp", reason="requests-credssp (pypsrp's CredSSP) is not installed")
 
+import winrm
 from pypsrp.exceptions import AuthenticationError, WinRMTransportError
 from pypsrp.wsman import SelectorSet, WSMan
 from requests_credssp.exceptions import AuthenticationException, NTStatusException
@@ -113,3 +114,27 @@ def test_pypsrp_credssp_over_https(wmh_serve: Callable[..., MockServer], closing
     closing.append(client)
     get_winrm_service(client)
     assert client.transport.encryption is None
+
+
+@pytest.mark.spec("MS-CSSP 3.1.5", "MS-WSMV 2.2.9.1.1", "MS-WSMV 3.1.4.1.31")
+def test_pywinrm_credssp_runs_a_command_sealed(credssp_server: MockServer) -> None:
+    """pywinrm's own CredSSP transport (requests-credssp underneath, its own message encryption
+    code): a whole WinRS shell lifecycle sealed by the CredSSP TLS session."""
+    # pywinrm's Protocol has no CredSSP mechanism option: requests-credssp's "auto" (SPNEGO, NTLM inside)
+    session = winrm.Session(credssp_server.endpoint, auth=(credssp_server.username, credssp_server.password),
+                            transport="credssp", message_encryption="always",
+                            read_timeout_sec=10, operation_timeout_sec=5)
+    response = session.run_cmd("echo", ["sealed"])
+    assert (response.status_code, response.std_out, response.std_err) == (0, b"sealed\r\n", b"")
+    assert credssp_server.password not in credssp_server.log_file.read_text(errors="replace")
+
+
+@pytest.mark.spec("MS-CSSP 3.1.5")
+def test_pywinrm_credssp_wrong_password_is_refused(credssp_server: MockServer) -> None:
+    session = winrm.Session(credssp_server.endpoint, auth=(credssp_server.username, "Wrong-" + "y" * 10),
+                            transport="credssp", message_encryption="always",
+                            read_timeout_sec=10, operation_timeout_sec=5)
+    # the NTLM logon inside CredSSP fails: STATUS_LOGON_FAILURE in the TSRequest errorCode (MS-CSSP 2.2.1)
+    with pytest.raises((NTStatusException, AuthenticationException)):
+        session.run_cmd("echo", ["never"])
+    assert "Wrong-yyyyyyyyyy" not in credssp_server.log_file.read_text(errors="replace")
