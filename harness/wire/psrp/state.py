@@ -5,7 +5,9 @@ events. Calls that make the local side send something queue messages; fetch them
 :meth:`RunspacePool.take_outgoing` (already framed as :class:`Message`, ready to be packed and fragmented).
 Anything not allowed in the current state (a call or a received message) raises :class:`PsrpStateError`.
 
-RunspacePool states (MS-PSRP 2.2.3.4) and their transitions as implemented here::
+RunspacePool states (MS-PSRP 2.2.3.4; transitions: 3.1.1.2.2 client, 3.2.1.2.2 server: from Opened a pool
+reaches Closed or Broken, and the server sends RUNSPACEPOOL_STATE when it becomes Opened or Broken,
+3.2.5.4.9) as implemented here::
 
     client  BeforeOpen -open()-> Opening -> NegotiationSent -SESSION_CAPABILITY-> NegotiationSucceeded
             -RUNSPACEPOOL_STATE(Opened)-> Opened -close()-> Closing -RUNSPACEPOOL_STATE(Closed)/closed()-> Closed
@@ -15,7 +17,8 @@ RunspacePool states (MS-PSRP 2.2.3.4) and their transitions as implemented here:
             -accept_open()-> Opened -close()-> Closed ; NegotiationSucceeded -CONNECT_RUNSPACEPOOL-> Opened
     both    any non-final state -RUNSPACEPOOL_STATE(Broken)/fail()-> Broken
 
-Pipeline states (PSInvocationState, MS-PSRP 2.2.3.5)::
+Pipeline states (PSInvocationState, MS-PSRP 2.2.3.5; transitions: 3.1.1.3.2 client, 3.2.1.3.2 server: once
+Completed, Stopped or Failed, neither side sends anything more for that pipeline)::
 
     NotStarted -invoke()/CREATE_PIPELINE-> Running -PIPELINE_STATE(Completed|Failed|Stopped)-> final
     Running -stop()-> Stopping -PIPELINE_STATE(Stopped)-> Stopped ; Running <-> Disconnected
