@@ -115,8 +115,9 @@ def test_random_operation_sequences(actions: list[str]) -> None:
         except PsrpStateError:
             # a rejected delivery drops the offending message; the rest of the stream continues
             continue
-    # Checked against facts of MS-PSRP 3.1.1.2.2 / 3.2.1.2.2 (pool) and 3.1.1.3.2 / 3.2.1.3.2 (pipeline) rather than the module's own transition table (every
-    # emitted event already passed that table): nothing leaves a final state or returns to the initial one.
+    # Checked against facts of MS-PSRP 3.1.1.2.2 / 3.2.1.2.2 (pool) and 3.1.1.3.2 / 3.2.1.3.2 (pipeline)
+    # rather than the module's own transition table (every emitted event already passed that table):
+    # nothing leaves a final state or returns to the initial one.
     for event in pair.events:
         if isinstance(event, PoolStateChanged):
             assert event.old is not event.new
