@@ -47,6 +47,18 @@ class EnumerationRegistry(Generic[T]):
         self._contexts: OrderedDict[str, EnumerationContext[T]] = OrderedDict()
         self._lock = threading.Lock()
 
+    @property
+    def idle_expiry(self) -> float:
+        """Seconds of inactivity after which a context expires (``winrm/config`` EnumerationTimeoutms)."""
+        return self._idle_expiry
+
+    @idle_expiry.setter
+    def idle_expiry(self, seconds: float) -> None:
+        if seconds <= 0:
+            raise ValueError("the enumeration time-out must be positive")
+        with self._lock:
+            self._idle_expiry = seconds
+
     def open(self, resource_uri: str, items: Sequence[T], mode: str | None, namespace: str,
              expires_in: float | None = None) -> EnumerationContext[T]:
         now = self._clock()

@@ -22,11 +22,10 @@ A delivery that fails (no connection, HTTP error, no Ack) is retried after ``ret
 ``wsman:ConnectionRetry Total`` + 1 failed attempts in a row (DSP0226 10.2.3) the subscription ends
 with DeliveryFailure.
 
-:func:`answer_request` lets an empty Pull on a Pull-mode subscription wait for an event (DSP0226
-10.2.9.4) without blocking the loop: the sans-IO service answers
-:class:`~harness.targets.mock.wsman_service.PullWait`, this layer awaits an :class:`EventSignal`
-bounded by that time, then asks again. :func:`install_event_tasks` wires both, and the
-publisher-initiated role (:mod:`harness.targets.mock.publisher`), into the mock's aiohttp app.
+:func:`install_event_tasks` wires the pusher and the publisher-initiated role
+(:mod:`harness.targets.mock.publisher`) into the mock's aiohttp app. An empty Pull on a Pull-mode
+subscription waits for events (DSP0226 10.2.9.4) through the mock's one answer-later mechanism
+(:mod:`harness.targets.mock.answer_later`): the event source wakes the service's ``wakeups``.
 """
 
 from __future__ import annotations
@@ -35,7 +34,6 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
@@ -45,7 +43,7 @@ from harness.aio import wait_event
 from harness.targets.mock.config import MockConfig
 from harness.targets.mock.events import EndedSubscription, EventSource, LoggedEvent, Subscription, make_bookmark
 from harness.targets.mock.publisher import Publisher
-from harness.targets.mock.wsman_service import Principal, PullWaitRequested, WSManService
+from harness.targets.mock.wsman_service import WSManService
 from harness.wire.wsman import eventing as ev
 from harness.wire.wsman.cimxml import instance_to_element
 from harness.wire.wsman.envelope import parse_envelope
@@ -246,73 +244,15 @@ def _is_ack(data: bytes, message_id: str) -> bool:
         return False
 
 
-# ================================================================================ waiting Pull
-class EventSignal:
-    """A generation counter bumped on the loop whenever the event source wakes (an event queued, a
-    subscription ended, the event clock moved); waiters compare generations, so a wake between
-    asking the service and starting to wait is never missed."""
-
-    def __init__(self) -> None:
-        self.generation = 0
-        self._changed = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-
-    def notify(self) -> None:
-        """From any thread."""
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._bump)
-
-    def _bump(self) -> None:
-        self.generation += 1
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
-
-    async def wait_after(self, generation: int, timeout: float) -> None:
-        """Until the generation moves past ``generation`` or ``timeout`` seconds pass."""
-        if self.generation != generation:
-            return
-        await wait_event(self._changed, max(0.0, timeout))
-
-
-_SIGNAL_KEY = web.AppKey("wmh_event_signal", EventSignal)
 _TASKS_KEY: web.AppKey[list[asyncio.Task[None]]] = web.AppKey("wmh_event_tasks")
 
 
-async def answer_request(app: web.Application, service: WSManService, data: bytes, principal: Principal,
-                         handle: Callable[[], Awaitable[tuple[int, bytes]]] | None = None) -> tuple[int, bytes]:
-    """The service's answer to one request (``handle()``, default ``service.handle``); an empty
-    event Pull waits here for events, up to its MaxTime / OperationTimeout (DSP0226 10.2.9.4),
-    while the loop serves other requests, then the request is answered again."""
-    signal = app.get(_SIGNAL_KEY)
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    while True:
-        generation = signal.generation if signal is not None else 0
-        with service.pull_wait_allowed(loop.time() - started if signal is not None else float("inf")):
-            try:
-                return await handle() if handle is not None else service.handle(data, principal)
-            except PullWaitRequested as wait:
-                seconds = wait.seconds
-        assert signal is not None
-        await signal.wait_after(generation, seconds)
-
-
 def install_event_tasks(app: web.Application, service: WSManService, config: MockConfig) -> None:
-    """Run the pusher and the publisher beside the listener, and let Pulls wait (see module doc)."""
-    signal = EventSignal()
-    app[_SIGNAL_KEY] = signal
-    unhook: list[Callable[[], None]] = []
-
+    """Run the pusher and the publisher beside the listener (see module doc)."""
     pusher = EventPusher(service.events)
 
     async def start(app: web.Application) -> None:
         loop = asyncio.get_running_loop()
-        signal.bind(loop)
-        unhook.append(service.events.add_waker(signal.notify))
         app[_TASKS_KEY] = [loop.create_task(pusher.run()), loop.create_task(Publisher(service, config).run())]
 
     async def stop(app: web.Application) -> None:
@@ -329,11 +269,9 @@ def install_event_tasks(app: web.Application, service: WSManService, config: Moc
             _, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT)
             for task in stuck:
                 log.warning("event task %s did not stop within %s s", task.get_name(), SHUTDOWN_WAIT)
-        while unhook:
-            unhook.pop()()
 
     app.on_startup.append(start)
     app.on_cleanup.append(stop)
 
 
-__all__ = ["EventPusher", "EventSignal", "answer_request", "install_event_tasks"]
+__all__ = ["EventPusher", "install_event_tasks"]

@@ -25,9 +25,9 @@ from harness.auth.encryption import is_encrypted, parse_content_type, unwrap_mes
 from harness.auth.errors import EncryptionError
 from harness.auth.users import LocalUser, UserDatabase
 from harness.cim.store import CimStore
+from harness.targets.mock.answer_later import WakeSignal, answer_when_ready
 from harness.targets.mock.config import MockConfig
-from harness.targets.mock.event_pusher import answer_request, install_event_tasks
-from harness.targets.mock.shells import handle_with_receive_wait
+from harness.targets.mock.event_pusher import install_event_tasks
 from harness.targets.mock.wsman_service import Principal, WSManService
 from harness.wire.wsman.ns import SOAP_CONTENT_TYPE
 
@@ -79,6 +79,7 @@ class _AuthState:
 _SERVICE_KEY = web.AppKey("wsman_service", WSManService)
 _CONFIG_KEY = web.AppKey("mock_config", MockConfig)
 _AUTH_KEY = web.AppKey("auth_state", _AuthState)
+_WAKE_KEY = web.AppKey("wake_signal", WakeSignal)
 
 
 def _unauthorized(challenges: list[str], reason: str = "") -> web.Response:
@@ -155,10 +156,10 @@ async def handle_wsman(request: web.Request) -> web.Response:
     if principal is None:
         status, body = service.handle_identify_only(data)
     else:
-        # Receive may wait (bounded by OperationTimeout) for a shell command's output (MS-WSMV 3.1.4.14).
-        # An empty Pull on an event subscription may wait for events (DSP0226 10.2.9.4).
-        status, body = await answer_request(request.app, service, data, principal,
-                                            lambda: handle_with_receive_wait(service, data, principal))
+        # Receive may wait (bounded by OperationTimeout) for a shell command's output (MS-WSMV 3.1.4.14);
+        # an empty Pull on an event subscription may wait for events (DSP0226 10.2.9.4): one driver,
+        # woken by the service's producers (harness.targets.mock.answer_later).
+        status, body = await answer_when_ready(service, data, principal, request.app[_WAKE_KEY])
     if sealed:
         # The answer is sealed under the protocol of the request (SPNEGO, Kerberos or CredSSP;
         # MS-WSMV 2.2.9.1.1), CredSSP in 16 KiB pieces (MS-WSMV 2.2.9.1.2).
@@ -190,6 +191,14 @@ def build_app(store: CimStore, config: MockConfig) -> web.Application:
     app[_SERVICE_KEY] = WSManService(store, config)
     app[_CONFIG_KEY] = config
     app[_AUTH_KEY] = _AuthState()
+    # Requests that answer later wait on this signal; the service's producers wake it.
+    app[_WAKE_KEY] = WakeSignal()
+    unfollow = app[_WAKE_KEY].follow(app[_SERVICE_KEY].wakeups)
+
+    async def stop_waking(app: web.Application) -> None:
+        unfollow()
+
+    app.on_cleanup.append(stop_waking)
     # Push delivery, heartbeats, SubscriptionEnd and the publisher role run beside the listener
     # (DSP0226 10.2.9.x, 10.2.5, 10.6; MS-WSMV 3.1.4.1.30).
     install_event_tasks(app, app[_SERVICE_KEY], config)

@@ -55,6 +55,7 @@ from harness.targets.mock.shells import (
     receive_budget,
     receive_timed_out,
     required_shell_id,
+    seconds_until,
 )
 from harness.wire.psrp import keyexchange
 from harness.wire.psrp.clixml import PSObject, ps_list
@@ -192,6 +193,10 @@ class PsrpHost:
         self.sessions: dict[str, PsrpSession] = {}
 
     # ------------------------------------------------------------------ plumbing
+    def _changed(self) -> None:
+        """A waiting Receive may get another answer now (harness.targets.mock.answer_later)."""
+        self.service.wakeups.notify()
+
     def reap(self) -> None:
         """Idle (or disconnected past their IdleTimeOut) pools are deleted (MS-WSMV 3.1.4.15)."""
         now = self.clock()
@@ -201,6 +206,7 @@ class PsrpHost:
                     if p.run is not None:
                         p.run.stop()
                 del self.sessions[sid]
+                self._changed()
 
     def get(self, owner: str, shell_id: str | None, *, connected: bool = True) -> PsrpSession:
         self.reap()
@@ -220,7 +226,12 @@ class PsrpHost:
         return events
 
     def _flush_pool(self, session: PsrpSession) -> None:
-        for message in session.pool.take_outgoing():
+        """Queue the pool's outgoing messages for the Receive of the pool or of their pipeline, and wake
+        the waiting Receives (pipeline output and state changes, MS-PSRP 3.1.5.3.7)."""
+        outgoing = session.pool.take_outgoing()
+        if outgoing:
+            self._changed()
+        for message in outgoing:
             packed = pack_message(message)
             target = session.outbox
             if message.pid.int:
@@ -278,6 +289,7 @@ class PsrpHost:
                 p.run.stop()
         session.pool.closed()
         del self.sessions[session.shell_id]
+        self._changed()
 
     # ------------------------------------------------------------------ events -> engine
     def _on_events(self, session: PsrpSession, events: list[Event], pipe: PsrpPipeline | None = None) -> None:
@@ -494,6 +506,7 @@ class PsrpHost:
             if pipe.run is not None:
                 pipe.run.stop()
             session.pipelines.pop(pipe.command_id, None)
+            self._changed()
         else:
             raise make_fault("InvalidParameter", f"The signal code {req.code} is not supported by this shell.")
 
@@ -520,6 +533,20 @@ class PsrpHost:
             return None
         return sh.ReceiveResult([sh.StreamData("stdout", c) for c in chunks])
 
+    def next_output(self, session: PsrpSession, command_id: str | None) -> float | None:
+        """Seconds until a pipeline the Receive reads (``command_id``, else any: the pool's messages
+        come from them too) produces something by itself -- a ``Start-Sleep`` ends -- or None when
+        only a client message can change it (MS-PSRP 3.1.5.3.7)."""
+        if command_id:
+            pipe = session.pipelines.get(command_id.upper())
+            pipes = [] if pipe is None else [pipe]
+        else:
+            pipes = list(session.pipelines.values())
+        now = self.clock()
+        waits = [seconds_until(p.run.next_wake(), now) for p in pipes if p.run is not None and not p.finished]
+        known = [w for w in waits if w is not None]
+        return min(known) if known else None
+
     # ------------------------------------------------------------------ disconnect / reconnect / connect
     def disconnect(self, session: PsrpSession, req: sh.DisconnectRequest) -> None:
         """MS-PSRP 3.1.5.3.16: the pool and its pipelines are Disconnected; pipelines keep running."""
@@ -535,6 +562,7 @@ class PsrpHost:
         if req.idle_timeout is not None:
             session.idle_timeout = req.idle_timeout
         session.last_activity = self.clock()
+        self._changed()
 
     def _reattach(self, session: PsrpSession, pool: RunspacePool) -> None:
         for pipe in session.pipelines.values():
@@ -684,7 +712,7 @@ class PsrpHandlers:
         req = sh.parse_receive_request(env)
         result = self.host.receive(session, req, receive_budget(env, self.service.config, FRAGMENT_HEADER_SIZE + 64))
         if result is None:
-            raise receive_timed_out(env, self.service.config)
+            raise receive_timed_out(env, self.service.config, self.host.next_output(session, req.command_id))
         return sh.build_receive_response(env.header.message_id, result)
 
     def signal(self, env: Envelope, principal: Principal) -> bytes:

@@ -10,14 +10,13 @@ its (possibly new) idle time-out (MS-WSMV 3.1.4.15). Commands run in the SAFE si
 
 Receive with nothing ready and the command still running is answered with w:TimedOut
 (MS-WSMV 3.1.4.14; observed Windows behaviour: after OperationTimeout, WSManFault Code 2150858793).
-The sans-IO handler answers at once; :func:`handle_with_receive_wait` is the HTTP layer's bounded
-asynchronous wait that re-asks the service until output is ready or OperationTimeout has passed.
+The sans-IO handler asks to answer later (:mod:`harness.targets.mock.answer_later`): the HTTP
+layer's driver waits until the host notifies a change (Send, Signal, Delete, Disconnect, buffer
+room) or the simulated program's next output is due, and asks again, at most OperationTimeout.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Final, Protocol, TypeVar
 from harness.cim.store import CimStore
 from harness.targets.mock import authorization as authz
 from harness.targets.mock import root_sddl
+from harness.targets.mock.answer_later import FALLBACK_POLL, answer_later
 from harness.targets.mock.cmd_engine import CmdContext, CodePageError, SimulatedProcess, codec_for
 from harness.targets.mock.config import MockConfig
 from harness.wire.wsman import messages as msg
@@ -139,24 +139,43 @@ def receive_budget(env: Envelope, config: MockConfig, minimum: int) -> int:
     return max(minimum, (limit - RECEIVE_OVERHEAD) * 3 // 4)
 
 
-def receive_timed_out(env: Envelope, config: MockConfig) -> WSManFault:
-    """Nothing to send yet: ask the HTTP layer's Receive wait (:func:`request_receive_wait`) for the
-    request's OperationTimeout (else the service's MaxTimeout) and return the w:TimedOut fault to raise
-    when the wait ends empty (MS-WSMV 3.1.4.14)."""
+def receive_timed_out(env: Envelope, config: MockConfig, recheck: float | None = None) -> WSManFault:
+    """Nothing to send yet: ask to answer later (:func:`~harness.targets.mock.answer_later.answer_later`)
+    for the request's OperationTimeout (else the service's MaxTimeout; capped by MaxTimeout) and return
+    the w:TimedOut fault to raise, the answer when the wait ends empty (MS-WSMV 3.1.4.14). ``recheck``:
+    seconds until the command produces output by itself (its simulated clock), if it will."""
     timeout = env.header.operation_timeout
-    request_receive_wait(timeout if timeout is not None else config.max_timeout)
+    budget = timeout if timeout is not None else config.max_timeout
+    answer_later(min(budget, config.max_timeout), recheck=recheck)
     return make_fault("TimedOut")
+
+
+def seconds_until(wake_at: float | None, now: float) -> float | None:
+    """Seconds from ``now`` to a simulated program's wake time; None stays None (only input, a
+    Signal or buffer room -- all notified -- can move it). A wake time already past means the
+    program could not go on when it was polled (its buffer is full) or the clock moved since:
+    re-ask after the bounded :data:`~harness.targets.mock.answer_later.FALLBACK_POLL`, never spin."""
+    if wake_at is None:
+        return None
+    return wake_at - now if wake_at > now else FALLBACK_POLL
 
 
 class ShellHost:
     """Every shell of the mock, with quotas and the idle reaper (MS-WMOD 2.10.1)."""
 
     def __init__(self, store: CimStore | None, config: MockConfig,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, *,
+                 on_change: Callable[[], None] | None = None) -> None:
         self.store = store
         self.config = config
         self.clock = clock
         self.shells: dict[str, Shell] = {}
+        #: Called when a waiting Receive may get another answer now (the service's Wakeups.notify).
+        self.on_change = on_change
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     # ------------------------------------------------------------------ limits from the config
     @property
@@ -186,6 +205,8 @@ class ShellHost:
                     c.process.signal(sh.SIGNAL_TERMINATE)
                 del self.shells[sid]
                 gone.append(sid)
+        if gone:
+            self._changed()
         return gone
 
     def create(self, owner: str, spec: sh.ShellSpec, options: sh.ShellOptions) -> Shell:
@@ -230,6 +251,7 @@ class ShellHost:
         for c in shell.commands.values():
             c.process.signal(sh.SIGNAL_TERMINATE)
         del self.shells[shell.shell_id]
+        self._changed()
 
     # ------------------------------------------------------------------ commands
     def command(self, shell: Shell, req: sh.CommandRequest) -> str:
@@ -273,6 +295,7 @@ class ShellHost:
             if s.name.lower() not in shell.spec.input_streams and s.name.lower() != "stdin":
                 raise make_fault("InvalidParameter", f"The shell has no input stream {s.name}.")
             self._command(shell, s.command_id).process.write_stdin(s.data, s.end, self.clock())
+        self._changed()
 
     def signal(self, shell: Shell, req: sh.SignalRequest) -> None:
         """MS-WSMV 3.1.4.12: terminate / ctrl_c / ctrl_break a command."""
@@ -286,6 +309,7 @@ class ShellHost:
             c.terminated = True
             for buf in c.process.output.values():
                 buf.clear()
+        self._changed()
 
     def receive(self, shell: Shell, req: sh.ReceiveRequest, budget: int) -> sh.ReceiveResult | None:
         """MS-WSMV 3.1.4.14: buffered output of the wanted streams and the command state; None when
@@ -294,11 +318,14 @@ class ShellHost:
         p = c.process
         p.poll(self.clock())
         wanted = [n for n in req.streams if n in shell.spec.output_streams or n in p.output]
+        blocked = not p.drop and any(len(b) >= p.buffer_limit for b in p.output.values())
         chunks = list(p.take(wanted, max(budget, 1)))
         p.poll(self.clock())  # room was made: a blocked program may go on
         drained = p.buffered(wanted) == 0
         if not chunks and not p.done:
             return None
+        if chunks and blocked:
+            self._changed()  # room made for a blocked program: another Receive may get output now
         result = sh.ReceiveResult([sh.StreamData(n, d, c.command_id) for n, d in chunks])
         if p.done and drained:
             for n in wanted:
@@ -320,6 +347,7 @@ class ShellHost:
         for c in shell.commands.values():
             c.process.drop = shell.buffer_mode == "Drop"
         shell.last_activity = self.clock()
+        self._changed()  # a Receive waiting on the shell now answers that it is disconnected
 
     def reconnect(self, shell: Shell) -> None:
         """MS-WSMV 3.1.4.16: back to connected; buffered output is delivered by the next Receive.
@@ -328,6 +356,17 @@ class ShellHost:
         for c in shell.commands.values():
             c.process.drop = False
         shell.last_activity = self.clock()
+
+    def next_output(self, shell: Shell, command_id: str | None) -> float | None:
+        """Seconds until the command produces output (or ends) by itself, or the shell's Lifetime
+        ends (MS-WSMV 2.2.4.37); None when only input or a Signal can change it."""
+        now = self.clock()
+        c = shell.commands.get((command_id or "").upper())
+        times = [] if c is None else [seconds_until(c.process.next_wake(), now)]
+        if shell.spec.lifetime is not None:
+            times.append(max(0.0, shell.created + shell.spec.lifetime - now))
+        known = [t for t in times if t is not None]
+        return min(known) if known else None
 
     def connect(self, shell: Shell) -> None:
         """MS-WSMV 3.1.4.17: w:InternalError when the shell is already connected."""
@@ -344,50 +383,6 @@ class ShellHost:
                             buffer_mode=shell.buffer_mode, state=shell.state,
                             shell_run_time=max(0.0, now - shell.created),
                             shell_inactivity=max(0.0, now - shell.last_activity))
-
-
-# ====================================================================================== async wait
-@dataclass
-class _WaitBox:
-    timeout: float | None = None
-
-
-_RECEIVE_WAIT: contextvars.ContextVar[_WaitBox | None] = contextvars.ContextVar("wmh_receive_wait", default=None)
-#: How often a waiting Receive asks the service again.
-WAIT_POLL_INTERVAL: Final = 0.05
-
-
-def request_receive_wait(timeout: float) -> None:
-    """From a Receive handler with nothing to send yet: ask :func:`handle_with_receive_wait` to ask again
-    for up to ``timeout`` seconds before the w:TimedOut is answered (MS-WSMV 3.1.4.14). Used by the
-    PowerShell shells (harness.targets.mock.psrp_shells) too."""
-    box = _RECEIVE_WAIT.get()
-    if box is not None:
-        box.timeout = timeout
-
-
-async def handle_with_receive_wait(service: WSManService, data: bytes, principal: Principal) -> tuple[int, bytes]:
-    """``service.handle`` with the Receive wait of MS-WSMV 3.1.4.14: while a command runs with
-    nothing buffered, ask again every :data:`WAIT_POLL_INTERVAL` seconds, at most OperationTimeout
-    (capped by the service's MaxTimeout), then answer the w:TimedOut the service computed. Never
-    blocks the event loop; a Signal on another connection stops the long runner meanwhile."""
-    box = _WaitBox()
-    token = _RECEIVE_WAIT.set(box)
-    try:
-        status, body = service.handle(data, principal)
-        if box.timeout is None:
-            return status, body
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + max(0.0, min(box.timeout, service.config.max_timeout))
-        while (left := deadline - loop.time()) > 0:
-            await asyncio.sleep(min(WAIT_POLL_INTERVAL, left))
-            box.timeout = None
-            status, body = service.handle(data, principal)
-            if box.timeout is None:
-                break
-        return status, body
-    finally:
-        _RECEIVE_WAIT.reset(token)
 
 
 # ====================================================================================== handlers
@@ -463,7 +458,7 @@ class ShellHandlers:
         req = sh.parse_receive_request(env)
         result = self.host.receive(shell, req, receive_budget(env, self.service.config, 1))
         if result is None:
-            raise receive_timed_out(env, self.service.config)
+            raise receive_timed_out(env, self.service.config, self.host.next_output(shell, req.command_id))
         return sh.build_receive_response(env.header.message_id, result)
 
     def signal(self, env: Envelope, principal: Principal) -> bytes:
@@ -495,12 +490,11 @@ def _is_shell(env: Envelope) -> bool:
 
 def install_shell_handlers(service: WSManService, clock: Callable[[], float] | None = None) -> ShellHost:
     """Create the service's shell host and register its handlers; returns the host."""
-    host = ShellHost(service.store, service.config, clock or time.monotonic)
+    host = ShellHost(service.store, service.config, clock or time.monotonic, on_change=service.wakeups.notify)
     ShellHandlers(service, host).install(service._handlers)
     return host
 
 
 __all__ = ["ERROR_WSMAN_QUOTA_MAX_COMMANDS_PER_SHELL", "ERROR_WSMAN_QUOTA_MAX_SHELLS", "OwnedShell", "Shell",
-           "ShellCommand", "ShellHandlers", "ShellHost", "find_owned_shell", "handle_with_receive_wait",
-           "install_shell_handlers", "receive_budget", "receive_timed_out", "request_receive_wait",
-           "required_shell_id", "shell_not_found"]
+           "ShellCommand", "ShellHandlers", "ShellHost", "find_owned_shell", "install_shell_handlers",
+           "receive_budget", "receive_timed_out", "required_shell_id", "seconds_until", "shell_not_found"]

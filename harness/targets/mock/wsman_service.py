@@ -8,11 +8,9 @@ never with a traceback. The CIM operations go to the shared :class:`~harness.cim
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextvars import ContextVar
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +21,7 @@ from harness.cim.errors import WBEM_HRESULT, CimError, CimStatus
 from harness.cim.store import CimStore, is_key
 from harness.targets.mock import authorization as authz
 from harness.targets.mock import wmi_access
+from harness.targets.mock.answer_later import AnswerLater, Wakeups, answer_later, attempt
 from harness.targets.mock.config import MockConfig
 from harness.targets.mock.enumerations import EnumerationContext, EnumerationRegistry
 from harness.targets.mock.events import EventSource, EventSourceError, Subscription
@@ -35,6 +34,7 @@ from harness.targets.mock.resources import (
     resolve_resource,
 )
 from harness.targets.mock.shells import install_shell_handlers
+from harness.targets.mock.winrm_config import install_config_handlers
 from harness.wire.wsman import eventing as ev
 from harness.wire.wsman import messages as msg
 from harness.wire.wsman.cimxml import (
@@ -134,27 +134,6 @@ class _Reply(Exception):
         self.body = body
 
 
-@dataclass(frozen=True)
-class PullWait:
-    """Answer of :meth:`WSManService.handle_or_wait`: no event yet; wait at most ``seconds`` for one
-    (or for the event clock to move), then ask again (DSP0226 10.2.9.4)."""
-
-    seconds: float
-
-
-class PullWaitRequested(Exception):
-    """Raised out of :meth:`WSManService.handle` only inside :meth:`WSManService.pull_wait_allowed`:
-    an empty event Pull that may still wait ``seconds`` for events (DSP0226 10.2.9.4)."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__(seconds)
-        self.seconds = seconds
-
-
-#: Seconds an event Pull has waited so far; None outside handle_or_wait (then no waiting at all).
-_WAITED: ContextVar[float | None] = ContextVar("wmh_pull_waited", default=None)
-
-
 class WSManService:
     """Dispatches WS-Man requests to the CIM store."""
 
@@ -167,6 +146,10 @@ class WSManService:
         #: Event subscriptions over the store (DSP0226 10; MS-WMOD 3.3); config.event_clock drives them.
         event_clock = clock if clock is not None else config.event_clock
         self.events = EventSource(store, clock=event_clock) if event_clock is not None else EventSource(store)
+        #: Wakes requests that wait to be answered (harness.targets.mock.answer_later): the event
+        #: source, the shell host and the PowerShell host notify it when what they would answer changes.
+        self.wakeups = Wakeups()
+        self.events.add_waker(self.wakeups.notify)
         self._handlers: dict[str, Callable[[Envelope, Principal], bytes]] = {
             Action.GET: self._get,
             Action.PUT: self._put,
@@ -185,6 +168,9 @@ class WSManService:
         self.shells = install_shell_handlers(self, clock)
         #: PowerShell Remoting (MS-PSRP 3.1.5; MS-WMOD 2.5.2.8): the .../powershell/... shells.
         self.psrp = install_psrp_handlers(self, clock)
+        #: WinRM service configuration: the winrm/config resources (observed Windows behaviour;
+        #: learn.microsoft.com "Installation and configuration for Windows Remote Management").
+        install_config_handlers(self)
         #: WS-Management dialects the listener accepts (harness.wire.wsman.dialect): MS-WSMV and the
         #: Windows Server 2003 R2 dialect MS-WSMAN 2005/06; a config attribute ``wsman_dialects``
         #: restricts them (e.g. ("wsman2005",) for a Windows Server 2003 R2 listener).
@@ -243,34 +229,24 @@ class WSManService:
             return HTTP_FAULT, self._fault(fault, relates_to)
         except _Reply as reply:
             return HTTP_FAULT, reply.body
-        except PullWaitRequested:
-            raise  # only inside pull_wait_allowed
         except Exception as exc:  # a defect of the mock: still a fault, and logged for us
             log.exception("internal error in the mock WS-Man service")
             internal = make_fault("InternalError", f"The mock failed internally: {type(exc).__name__}")
             return HTTP_FAULT, self._fault(internal, relates_to)
 
-    def handle_or_wait(self, data: bytes, principal: Principal, waited: float = 0.0) -> tuple[int, bytes] | PullWait:
-        """Like :meth:`handle`, but an empty Pull on a Pull-mode subscription may answer
-        :class:`PullWait`: the HTTP layer waits (without blocking its loop) until an event arrives or
-        ``PullWait.seconds`` pass, then asks again with the seconds ``waited`` so far; once MaxTime
-        (else OperationTimeout) is used up the answer is w:TimedOut (DSP0226 10.2.9.4)."""
-        with self.pull_wait_allowed(waited):
-            try:
-                return self.handle(data, principal)
-            except PullWaitRequested as wait:
-                return PullWait(wait.seconds)
-
-    @staticmethod
-    @contextlib.contextmanager
-    def pull_wait_allowed(waited: float) -> Iterator[None]:
-        """Within this block an empty event Pull that has waited ``waited`` seconds so far raises
-        :class:`PullWaitRequested` out of :meth:`handle` instead of answering w:TimedOut early."""
-        token = _WAITED.set(waited)
-        try:
-            yield
-        finally:
-            _WAITED.reset(token)
+    def handle_or_wait(self, data: bytes, principal: Principal,
+                       waited: float = 0.0) -> tuple[int, bytes] | AnswerLater:
+        """Like :meth:`handle`, but a request with nothing to answer yet may answer
+        :class:`~harness.targets.mock.answer_later.AnswerLater`: a shell Receive before output
+        (MS-WSMV 3.1.4.14), an empty Pull on a Pull-mode subscription (DSP0226 10.2.9.4). The
+        caller waits (without blocking) until woken by :attr:`wakeups` or ``AnswerLater.seconds``
+        pass, then asks again with the seconds ``waited`` so far; once the request's budget
+        (OperationTimeout / MaxTime, capped by MaxTimeout) is used up the answer is the handler's
+        w:TimedOut (or whatever is ready by then)."""
+        with attempt(waited) as box:
+            answer = self.handle(data, principal)
+        later = box.decide(self.config.max_timeout)
+        return answer if later is None else later
 
     def handle_identify_only(self, data: bytes) -> tuple[int, bytes]:
         """Unauthenticated requests (``WSMANIDENTIFY: unauthenticated``) may only Identify (MS-WSMV 3.1.4.16)."""
@@ -732,9 +708,10 @@ class WSManService:
         """Pull on a Pull-mode subscription (DSP0226 10.2.9.4): the queued events in order as items,
         never EndOfSequence (the subscription stays), preceded by a wsman:DroppedEvents item when the
         bounded queue overflowed (DSP0226 10.9). With nothing queued the Pull waits -- through
-        :meth:`handle_or_wait`, without blocking -- until an event arrives; when the Heartbeats
-        interval passes first the answer is a heartbeat (DSP0226 10.2.5), when MaxTime passes
-        first w:TimedOut (DSP0226 10.2.9.4). Plain :meth:`handle` never waits."""
+        :meth:`handle_or_wait` (harness.targets.mock.answer_later), without blocking -- until an
+        event arrives (the event source wakes it); when the Heartbeats interval passes first the
+        answer is a heartbeat (DSP0226 10.2.5), when MaxTime passes first w:TimedOut (DSP0226
+        10.2.9.4). Plain :meth:`handle` never waits."""
         events = self.events.take(sub, request.max_elements or 1)
         if not events:
             due = self.events.heartbeat_due(sub)
@@ -742,11 +719,8 @@ class WSManService:
                 self.events.mark_activity(sub)
                 bookmark = self.events.bookmark(sub) if sub.send_bookmarks else None
                 return ev.build_pull_heartbeat(env.header.message_id, sub.context, bookmark=bookmark)
-            waited = _WAITED.get()
-            if waited is not None:
-                remaining = self._pull_budget(env, request) - waited
-                if remaining > 0:
-                    raise PullWaitRequested(remaining if due is None else min(remaining, due))
+            # The heartbeat is due after ``due`` event-clock seconds without any other wake-up.
+            answer_later(self._pull_budget(env, request), recheck=due)
             raise make_fault("TimedOut", "No events arrived for the subscription within the time allowed.")
         budget = self._limit(env) - ENVELOPE_OVERHEAD
         delivered: list[ev.DeliveredEvent] = []
@@ -928,4 +902,4 @@ def _differs(a: Any, b: Any) -> bool:
     return bool(a != b)
 
 
-__all__ = ["HTTP_FAULT", "HTTP_OK", "Header", "Principal", "PullWait", "PullWaitRequested", "WSManService"]
+__all__ = ["HTTP_FAULT", "HTTP_OK", "Header", "Principal", "WSManService"]

@@ -16,11 +16,12 @@ from lxml import etree
 from harness.cim.mof import default_store
 from harness.cim.store import CimStore
 from harness.flows.subscription_manager import CollectorSubscription, SubscriptionManagerServer
+from harness.targets.mock.answer_later import AnswerLater, WakeSignal, answer_when_ready
 from harness.targets.mock.config import MockConfig
-from harness.targets.mock.event_pusher import EventPusher, answer_request, install_event_tasks
+from harness.targets.mock.event_pusher import EventPusher, install_event_tasks
 from harness.targets.mock.events import EventSource, EventSourceError, ManualClock
 from harness.targets.mock.publisher import MockEventing, Publisher
-from harness.targets.mock.wsman_service import Principal, PullWait, WSManService
+from harness.targets.mock.wsman_service import Principal, WSManService
 from harness.transport.event_sink import EventSink
 from harness.validate import default_validator
 from harness.wire.wsman import eventing as ev
@@ -181,8 +182,8 @@ def test_empty_pull_asks_to_wait_until_max_time_then_times_out() -> None:
     resp = s.subscribe()
     assert resp.context
     request = s.pull_request(resp.context)
-    assert s.service.handle_or_wait(request, USER, 0.0) == PullWait(5.0)
-    assert s.service.handle_or_wait(request, USER, 4.0) == PullWait(1.0)
+    assert s.service.handle_or_wait(request, USER, 0.0) == AnswerLater(5.0)
+    assert s.service.handle_or_wait(request, USER, 4.0) == AnswerLater(1.0)
     result = s.service.handle_or_wait(request, USER, 5.0)
     assert isinstance(result, tuple)
     assert parse_fault(parse_envelope(result[1])).subcode_name == "TimedOut"
@@ -197,10 +198,10 @@ def test_pull_wait_is_bounded_by_operation_timeout_and_max_timeout() -> None:
     s = Svc(max_timeout=3.0)
     resp = s.subscribe()
     assert resp.context
-    assert s.service.handle_or_wait(s.pull_request(resp.context, "PT30S"), USER) == PullWait(3.0)
+    assert s.service.handle_or_wait(s.pull_request(resp.context, "PT30S"), USER) == AnswerLater(3.0)
     header = Header(Action.PULL, resource_uri=ALL, operation_timeout=2.0)
     no_max_time = msg.build_pull_request(header, msg.PullRequest(resp.context, 5))
-    assert s.service.handle_or_wait(no_max_time, USER) == PullWait(2.0)
+    assert s.service.handle_or_wait(no_max_time, USER) == AnswerLater(2.0)
 
 
 def test_pull_mode_heartbeat_when_due() -> None:
@@ -208,16 +209,16 @@ def test_pull_mode_heartbeat_when_due() -> None:
     resp = s.subscribe(delivery=ev.Delivery(ev.DELIVERY_PULL, heartbeats=10))
     assert resp.context
     request = s.pull_request(resp.context)
-    assert s.service.handle_or_wait(request, USER) == PullWait(5.0)
+    assert s.service.handle_or_wait(request, USER) == AnswerLater(5.0)
     s.clock.advance(7)
-    assert s.service.handle_or_wait(request, USER) == PullWait(3.0), "waits at most until the heartbeat"
+    assert s.service.handle_or_wait(request, USER) == AnswerLater(3.0), "waits at most until the heartbeat"
     s.clock.advance(3)
     result = s.service.handle_or_wait(request, USER)
     assert isinstance(result, tuple) and result[0] == 200
     env = parse_envelope(result[1])
     assert env.header.action == Action.HEARTBEAT and ev.parse_event_pull_response(env).heartbeat
     assert default_validator().validate(result[1]) == []
-    assert s.service.handle_or_wait(request, USER) == PullWait(5.0), "the heartbeat restarted the interval"
+    assert s.service.handle_or_wait(request, USER) == AnswerLater(5.0), "the heartbeat restarted the interval"
 
 
 def test_pull_reports_dropped_events_first() -> None:
@@ -336,30 +337,50 @@ async def test_subscription_end_on_expiry_and_shutdown(pushing: tuple[CimStore, 
 
 
 # ---------------------------------------------------------------------------------- waiting Pull over the app
-async def test_answer_request_waits_for_the_event_without_blocking() -> None:
+async def test_waiting_pull_is_woken_by_the_event_without_blocking() -> None:
     clock = ManualClock()
     config = MockConfig(password="pw", event_clock=clock)
     service = WSManService(default_store(), config)
-    app = web.Application()
-    install_event_tasks(app, service, config)
-    runner = web.AppRunner(app)
-    await runner.setup()
+    signal = WakeSignal()
+    unfollow = signal.follow(service.wakeups)
     try:
         status, body = service.handle(subscribe_envelope(), USER)
         context = ev.parse_subscribe_response(parse_envelope(body)).context
         assert context
         request = msg.build_pull_request(Header(Action.PULL, resource_uri=ALL), msg.PullRequest(context, 5, "PT5S"))
-        pending = asyncio.ensure_future(answer_request(app, service, request, USER))
+        pending = asyncio.ensure_future(answer_when_ready(service, request, USER, signal))
         await asyncio.sleep(0.05)
         assert not pending.done()
+        loop = asyncio.get_running_loop()
+        created = loop.time()
         service.store.create_instance(NS, env_var("AW1"))
         status, body = await asyncio.wait_for(pending, 2.0)
+        assert loop.time() - created < 0.5, "the event source wakes the Pull, no polling"
         assert status == 200 and len(ev.parse_event_pull_response(parse_envelope(body)).events) == 1
         short = msg.build_pull_request(Header(Action.PULL, resource_uri=ALL), msg.PullRequest(context, 5, "PT0.1S"))
-        status, body = await asyncio.wait_for(answer_request(app, service, short, USER), 2.0)
+        started = loop.time()
+        status, body = await asyncio.wait_for(answer_when_ready(service, short, USER, signal), 2.0)
         assert status == 500 and parse_fault(parse_envelope(body)).subcode_name == "TimedOut"
+        assert 0.1 <= loop.time() - started < 1.0
     finally:
-        await runner.cleanup()
+        unfollow()
+
+
+async def test_waiting_pull_answers_the_heartbeat_when_the_event_clock_moves() -> None:
+    clock = ManualClock()
+    service = WSManService(default_store(), MockConfig(password="pw", event_clock=clock))
+    signal = WakeSignal()
+    signal.follow(service.wakeups)
+    _, body = service.handle(subscribe_envelope(delivery=ev.Delivery(ev.DELIVERY_PULL, heartbeats=10)), USER)
+    context = ev.parse_subscribe_response(parse_envelope(body)).context
+    assert context
+    request = msg.build_pull_request(Header(Action.PULL, resource_uri=ALL), msg.PullRequest(context, 5, "PT30S"))
+    pending = asyncio.ensure_future(answer_when_ready(service, request, USER, signal))
+    await asyncio.sleep(0.05)
+    assert not pending.done()
+    clock.advance(10)
+    status, body = await asyncio.wait_for(pending, 2.0)
+    assert status == 200 and ev.parse_event_pull_response(parse_envelope(body)).heartbeat
 
 
 # ---------------------------------------------------------------------------------- publisher-initiated

@@ -3,6 +3,7 @@ creationXml, fragments sized to MaxEnvelopeSize, signals, ownership, Connect, ma
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import uuid
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 
 from harness.cim.mof import default_store
 from harness.client.psrp import build_connect_pool_request, build_create_pool_request
+from harness.targets.mock.answer_later import AnswerLater, WakeSignal, answer_when_ready
 from harness.targets.mock.config import MockConfig
 from harness.targets.mock.wsman_service import Principal, WSManService
 from harness.validate import default_validator
@@ -194,3 +196,60 @@ def test_powershell_encoded_command_in_a_cmd_shell_runs_in_the_safe_engine(servi
     assert result.data("stderr").startswith(b"#< CLIXML\r\n<Objs")
     assert b"bad thing" in result.data("stderr")
     assert result.state is not None and result.state.exit_code == 0
+
+
+class ManualTime:
+    def __init__(self) -> None:
+        self.now = 500.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_empty_pipeline_receive_answers_later_until_start_sleep_ends() -> None:
+    """MS-PSRP 3.1.5.3.7 / MS-WSMV 3.1.4.14: nothing queued -> answer later, re-asked when the
+    pipeline's Start-Sleep ends (its simulated clock), and woken when pipeline messages are queued."""
+    clock = ManualTime()
+    service = WSManService(default_store(), MockConfig(password="pw"), clock=clock)
+    woken: list[int] = []
+    service.wakeups.add(lambda: woken.append(1))
+    wire = Wire(service)
+    wire.open()
+    cid, _ = wire.run("Start-Sleep -Seconds 2; Write-Output 'late'")
+    header = Header(action="", resource_uri=RESOURCE_POWERSHELL, selectors=sh.shell_selectors(wire.shell_id),
+                    operation_timeout=5.0)
+    data = sh.build_receive_request(header, sh.ReceiveRequest(["stdout"], cid))
+    pool_data = sh.build_receive_request(header, sh.ReceiveRequest(["stdout"]))
+    before = len(woken)
+    assert service.handle_or_wait(data, USER, 0.0) == AnswerLater(2.0)
+    assert service.handle_or_wait(pool_data, USER, 0.0) == AnswerLater(2.0), "pool messages come from pipelines too"
+    clock.now += 0.5
+    assert service.handle_or_wait(data, USER, 4.0) == AnswerLater(1.0), "at most the OperationTimeout"
+    assert len(woken) == before, "an empty re-ask wakes nobody (no busy loop)"
+    clock.now += 1.5
+    result = service.handle_or_wait(data, USER, 2.0)
+    assert isinstance(result, tuple) and result[0] == 200
+    assert len(woken) > before, "queued pipeline output wakes the other waiting Receives"
+
+
+async def test_a_stop_signal_wakes_a_waiting_pipeline_receive() -> None:
+    service = WSManService(default_store(), MockConfig(password="pw"))
+    signal = WakeSignal()
+    signal.follow(service.wakeups)
+    wire = Wire(service)
+    wire.open()
+    cid, pipeline = wire.run("Start-Sleep -Seconds 3600")
+    header = Header(action="", resource_uri=RESOURCE_POWERSHELL, selectors=sh.shell_selectors(wire.shell_id),
+                    operation_timeout=30.0)
+    pending = asyncio.ensure_future(answer_when_ready(
+        service, sh.build_receive_request(header, sh.ReceiveRequest(["stdout"], cid)), USER, signal))
+    await asyncio.sleep(0.1)
+    assert not pending.done()
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    pipeline.stop()
+    wire.call(sh.build_signal_request(wire.header(), sh.SignalRequest("powershell/signal/crtl_c", cid)))
+    status, body = await asyncio.wait_for(pending, 2.0)
+    assert loop.time() - start < 0.05, "woken by the Signal, not by a poll"
+    state = sh.parse_receive_response(parse_envelope(body)).state
+    assert status == 200 and state is not None and state.done

@@ -8,10 +8,12 @@ import asyncio
 import pytest
 
 from harness.cim.mof import default_store
+from harness.targets.mock.answer_later import AnswerLater, WakeSignal, answer_when_ready
 from harness.targets.mock.cmd_engine import EXIT_CONTROL_C, CmdContext, SimulatedProcess
 from harness.targets.mock.config import MockConfig
-from harness.targets.mock.shells import ERROR_WSMAN_QUOTA_MAX_SHELLS, handle_with_receive_wait
+from harness.targets.mock.shells import ERROR_WSMAN_QUOTA_MAX_SHELLS
 from harness.targets.mock.wsman_service import Principal, WSManService
+from harness.wire.wsman import messages as msg
 from harness.wire.wsman import shell as sh
 from harness.wire.wsman.envelope import parse_envelope
 from harness.wire.wsman.faults import ERROR_WSMAN_OPERATION_TIMEDOUT, WSManFault, is_fault, parse_fault
@@ -164,17 +166,104 @@ def test_bad_codepage_is_invalid_options(service: WSManService) -> None:
 
 async def test_receive_wait_is_bounded_and_returns_output_when_ready(store) -> None:  # type: ignore[no-untyped-def]
     service = WSManService(store, MockConfig(password="pw"))
+    signal = WakeSignal()
+    signal.follow(service.wakeups)
     sid = create(service)
     cid = run(service, sid, "ping -n 2 127.0.0.1")
     receive(service, sid, cid)
     data = sh.build_receive_request(header(sid, timeout=0.2), sh.ReceiveRequest(command_id=cid))
     loop = asyncio.get_running_loop()
     start = loop.time()
-    status, body = await handle_with_receive_wait(service, data, USER)
+    status, body = await answer_when_ready(service, data, USER, signal)
     assert is_fault(parse_envelope(body)) and 0.15 <= loop.time() - start < 1.0, "w:TimedOut after OperationTimeout"
     data = sh.build_receive_request(header(sid, timeout=5.0), sh.ReceiveRequest(command_id=cid))
-    status, body = await handle_with_receive_wait(service, data, USER)
+    status, body = await answer_when_ready(service, data, USER, signal)
     assert status == 200 and b"Reply" in sh.parse_receive_response(parse_envelope(body)).data("stdout")
+
+
+def receive_request(sid: str, cid: str, timeout: float | None = 5.0) -> bytes:
+    return sh.build_receive_request(header(sid, timeout=timeout), sh.ReceiveRequest(command_id=cid))
+
+
+def test_empty_receive_answers_later_until_the_next_output_is_due(service: WSManService, clock: Clock) -> None:
+    """MS-WSMV 3.1.4.14: the handler asks to answer later; the re-ask is due when the simulated
+    program's next output is (``ping``: one reply a second), not on a polling tick."""
+    sid = create(service)
+    cid = run(service, sid, "ping -n 3 127.0.0.1")
+    receive(service, sid, cid)
+    data = receive_request(sid, cid)
+    assert service.handle_or_wait(data, USER, 0.0) == AnswerLater(1.0)
+    clock.now += 0.25
+    assert service.handle_or_wait(data, USER, 0.25) == AnswerLater(0.75)
+    status, body = service.handle(data, USER)
+    assert status == 500 and parse_fault(parse_envelope(body)).subcode_name == "TimedOut", "plain handle never waits"
+    clock.now += 0.75
+    result = service.handle_or_wait(data, USER, 1.0)
+    assert isinstance(result, tuple) and b"Reply" in sh.parse_receive_response(parse_envelope(result[1])).data("stdout")
+
+
+def test_receive_budget_is_operation_timeout_capped_by_max_timeout(store, clock: Clock) -> None:  # type: ignore[no-untyped-def]
+    service = WSManService(store, MockConfig(password="pw", max_timeout=3.0), clock=clock)
+    sid = create(service)
+    cid = run(service, sid, "more")  # waits for stdin: only a Send can change the answer
+    assert service.handle_or_wait(receive_request(sid, cid, 2.0), USER, 0.5) == AnswerLater(1.5)
+    assert service.handle_or_wait(receive_request(sid, cid, 60.0), USER, 0.0) == AnswerLater(3.0)
+    assert service.handle_or_wait(receive_request(sid, cid, None), USER, 1.0) == AnswerLater(2.0)
+    result = service.handle_or_wait(receive_request(sid, cid, 2.0), USER, 2.0)
+    assert isinstance(result, tuple)
+    fault = parse_fault(parse_envelope(result[1]))
+    assert fault.subcode_name == "TimedOut" and fault.wsman_code == ERROR_WSMAN_OPERATION_TIMEDOUT
+
+
+def test_send_signal_delete_and_disconnect_wake_waiting_receives(service: WSManService) -> None:
+    woken: list[int] = []
+    service.wakeups.add(lambda: woken.append(1))
+    sid = create(service)
+    cid = run(service, sid, "more")
+    assert service.handle_or_wait(receive_request(sid, cid), USER) == AnswerLater(5.0)
+    assert not woken, "asking again without a change wakes nobody (no busy loop)"
+    call(service, sh.build_send_request(header(sid), [sh.StreamData("stdin", b"x\r\n", cid)]))
+    assert len(woken) == 1
+    call(service, sh.build_signal_request(header(sid), sh.SignalRequest(sh.SIGNAL_CTRL_C, cid)))
+    assert len(woken) == 2
+    call(service, sh.build_disconnect_request(header(sid), sh.DisconnectRequest()))
+    assert len(woken) == 3
+    call(service, msg.build_delete_request(header(sid)))
+    assert len(woken) == 4
+
+
+async def test_receive_returns_promptly_when_output_is_due(store) -> None:  # type: ignore[no-untyped-def]
+    service = WSManService(store, MockConfig(password="pw"))
+    signal = WakeSignal()
+    signal.follow(service.wakeups)
+    sid = create(service)
+    cid = run(service, sid, "ping -n 2 127.0.0.1")
+    receive(service, sid, cid)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    status, body = await asyncio.wait_for(answer_when_ready(service, receive_request(sid, cid), USER, signal), 5.0)
+    took = loop.time() - start
+    assert status == 200 and b"Reply" in sh.parse_receive_response(parse_envelope(body)).data("stdout")
+    assert took < 1.03, f"answered {took - 1.0:.3f} s after the output was due"
+
+
+async def test_signal_on_another_connection_ends_a_waiting_receive(store) -> None:  # type: ignore[no-untyped-def]
+    service = WSManService(store, MockConfig(password="pw"))
+    signal = WakeSignal()
+    signal.follow(service.wakeups)
+    sid = create(service)
+    cid = run(service, sid, "more")  # never outputs by itself: only a notification can end the wait
+    pending = asyncio.ensure_future(answer_when_ready(service, receive_request(sid, cid, 30.0), USER, signal))
+    await asyncio.sleep(0.1)
+    assert not pending.done()
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    stop = sh.build_signal_request(header(sid), sh.SignalRequest(sh.SIGNAL_TERMINATE, cid))
+    assert (await answer_when_ready(service, stop, USER, signal))[0] == 200
+    status, body = await asyncio.wait_for(pending, 2.0)
+    assert loop.time() - start < 0.05, "woken by the Signal, not by a poll"
+    state = sh.parse_receive_response(parse_envelope(body)).state
+    assert status == 200 and state is not None and state.done
 
 
 def test_engine_never_runs_unknown_programs_and_honours_code_page() -> None:
