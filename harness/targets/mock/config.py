@@ -45,6 +45,9 @@ class MockConfig:
     max_shells_per_user: int = 30
     max_processes_per_shell: int = 25
     shell_idle_timeout: float = 7200.0
+    #: ``winrm/config/winrs`` AllowRemoteShellAccess: false refuses every new shell, WinRS and
+    #: PowerShell alike (observed Windows behaviour; Group Policy "Allow Remote Shell Access").
+    allow_remote_shell_access: bool = True
     #: Which authentication schemes and how much encryption the listener demands
     #: (AllowBasic, AllowNegotiate, AllowUnencrypted, CbtHardeningLevel; MS-WMOD 4.1 <1>).
     auth: AuthPolicy = field(default_factory=AuthPolicy)

@@ -54,6 +54,7 @@ from harness.targets.mock.shells import (
     find_owned_shell,
     receive_budget,
     receive_timed_out,
+    refuse_when_shells_disabled,
     required_shell_id,
     seconds_until,
 )
@@ -255,6 +256,7 @@ class PsrpHost:
     # ------------------------------------------------------------------ Create / Delete
     def create(self, owner: str, env: Envelope) -> PsrpSession:
         """MS-PSRP 3.1.5.3.1: the RunspacePool opens from the creationXml messages."""
+        refuse_when_shells_disabled(self.config)
         self.reap()
         spec = sh.parse_create_shell_request(env)
         payload = env.payload

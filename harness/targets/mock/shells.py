@@ -56,6 +56,13 @@ CONNECTED: Final = "Connected"
 DISCONNECTED: Final = "Disconnected"
 
 
+def refuse_when_shells_disabled(config: MockConfig) -> None:
+    """``winrm/config/winrs`` AllowRemoteShellAccess=false: every new shell, WinRS or PowerShell,
+    is refused with w:AccessDenied and this message (observed Windows behaviour)."""
+    if not config.allow_remote_shell_access:
+        raise make_fault("AccessDenied", "The WS-Management service cannot process the request. The service is "
+                                         "configured to not accept any remote shell requests.")
+
 @dataclass
 class ShellCommand:
     command_id: str
@@ -210,7 +217,8 @@ class ShellHost:
         return gone
 
     def create(self, owner: str, spec: sh.ShellSpec, options: sh.ShellOptions) -> Shell:
-        """MS-WSMV 3.1.4.5: a new shell, within MaxShellsPerUser."""
+        """MS-WSMV 3.1.4.5: a new shell, within MaxShellsPerUser, when remote shells are allowed."""
+        refuse_when_shells_disabled(self.config)
         self.reap()
         mine = sum(1 for s in self.shells.values() if s.owner.lower() == owner.lower())
         if mine >= self.max_shells_per_user:
@@ -497,4 +505,5 @@ def install_shell_handlers(service: WSManService, clock: Callable[[], float] | N
 
 __all__ = ["ERROR_WSMAN_QUOTA_MAX_COMMANDS_PER_SHELL", "ERROR_WSMAN_QUOTA_MAX_SHELLS", "OwnedShell", "Shell",
            "ShellCommand", "ShellHandlers", "ShellHost", "find_owned_shell", "install_shell_handlers",
-           "receive_budget", "receive_timed_out", "required_shell_id", "seconds_until", "shell_not_found"]
+           "receive_budget", "receive_timed_out", "refuse_when_shells_disabled", "required_shell_id", "seconds_until",
+           "shell_not_found"]

@@ -104,7 +104,6 @@ class StoredSettings:
     compatibility_https_listener: bool = False
     certificate_thumbprint: str = ""
     allow_remote_access: bool = True
-    allow_remote_shell_access: bool = True
     max_concurrent_users: int = INT32_MAX
     max_shell_run_time: int = INT32_MAX
     max_memory_per_shell_mb: int = INT32_MAX
@@ -347,8 +346,14 @@ class ConfigResources:
         def write_shells(text: str) -> None:
             cfg.max_shells_per_user = int(text)
 
+        def read_shell_access() -> str:
+            return _bool(cfg.allow_remote_shell_access)
+
+        def write_shell_access(text: str) -> None:
+            cfg.allow_remote_shell_access = text == "true"
+
         return Group("Winrs", (
-            self._stored("allow_remote_shell_access", "bool", "AllowRemoteShellAccess"),
+            Setting("AllowRemoteShellAccess", "bool", read_shell_access, write_shell_access),
             Setting("IdleTimeout", "uint", read_idle, write_idle, minimum=1),
             self._stored("max_concurrent_users", "uint", "MaxConcurrentUsers", minimum=1, maximum=INT32_MAX),
             self._stored("max_shell_run_time", "uint", "MaxShellRunTime", minimum=1, maximum=INT32_MAX),

@@ -165,6 +165,21 @@ def test_put_winrs_quota_refuses_a_second_shell(service: WSManService) -> None:
     assert _fault(*create()).subcode == "w:QuotaLimit"
 
 
+def test_put_allow_remote_shell_access_false_refuses_new_shells(service: WSManService) -> None:
+    shell_uri = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd"
+
+    def create() -> tuple[int, bytes]:
+        header = Header(action=Action.CREATE, to=TO, resource_uri=shell_uri)
+        return _answer(service, build_create_shell_request(header, ShellSpec()))
+
+    assert put(service, URI_WINRS, {"AllowRemoteShellAccess": "false"})[0] == HTTP_OK
+    assert get_tree(service, URI_WINRS)["AllowRemoteShellAccess"] == "false"
+    refused = _fault(*create())
+    assert refused.subcode == "w:AccessDenied" and "not accept any remote shell requests" in refused.reason
+    assert put(service, URI_WINRS, {"AllowRemoteShellAccess": "true"})[0] == HTTP_OK
+    assert create()[0] == HTTP_OK
+
+
 @pytest.mark.parametrize(("uri", "values", "subcode"), [
     (URI_SERVICE, {"AllowUnencrypted": "maybe"}, "w:SchemaValidationError"),
     (URI_WINRS, {"MaxShellsPerUser": "-1"}, "w:SchemaValidationError"),

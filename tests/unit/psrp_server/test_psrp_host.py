@@ -133,6 +133,18 @@ def test_the_shell_belongs_to_its_creator(service: WSManService) -> None:
     assert info.value.subcode_name == "InvalidSelectors"
 
 
+def test_remote_shell_access_off_refuses_a_runspace_pool(service: WSManService) -> None:
+    """winrm/config/winrs AllowRemoteShellAccess=false stops PowerShell remoting too (observed Windows behaviour)."""
+    service.config.allow_remote_shell_access = False
+    with pytest.raises(WSManFault) as info:
+        Wire(service).open()
+    assert info.value.subcode_name == "AccessDenied"
+    assert service.psrp.sessions == {}
+    service.config.allow_remote_shell_access = True
+    Wire(service).open()
+    assert len(service.psrp.sessions) == 1
+
+
 @pytest.mark.parametrize("text", ["not base64!", base64.b64encode(b"\x00" * 30).decode(), ""])
 def test_bad_creation_xml_is_a_fault_and_no_shell(service: WSManService, text: str) -> None:
     wire = Wire(service)
