@@ -6,8 +6,13 @@ plain lxml baseline doing the equivalent work in the same run (ratios, not absol
 * parse:    a PullResponse with 20 Win32_Service instances (DSP0226 8.4) - ours: parse_envelope
             (hardened) + parse_pull_response + element_to_properties per item; peer: lxml.fromstring
             + a dict of child texts per item;
-* validate: the same PullResponse - ours: WSManValidator (xmlschema, lax open content); peer: lxml
-            XMLSchema over the same schema set when lxml can compile it.
+* validate: the same PullResponse - ours: WSManValidator.validate(bytes) (libxml2 over our whole
+            schema set, lax open content); peer: lxml XMLSchema over the SOAP envelope schema;
+* client:   what WSManClient.exchange does with a response when it validates - ours, one parse:
+            parse_envelope + validate_tree of the envelope's tree; ours, two parses (the design
+            before the tree API): validate(bytes) + parse_envelope; peer: a plain lxml parse;
+* cold:     import harness.validate + default_validator() + the first validate, in a fresh
+            interpreter (milliseconds), and whether xmlschema got imported.
 
 Run: python benchmarks/bench_wsman.py [--seconds 1.0]
 """
@@ -15,6 +20,9 @@ Run: python benchmarks/bench_wsman.py [--seconds 1.0]
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -100,8 +108,6 @@ _XML_NS_XSD = b"""<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"
 
 def _lxml_envelope_schema(envelope_xsd: Path) -> etree.XMLSchema:
     """libxml2 needs the xml: namespace declared before the envelope schema refers to xml:lang."""
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "xml.xsd").write_bytes(_XML_NS_XSD)
         wrapper = Path(tmp) / "wrapper.xsd"
@@ -158,6 +164,56 @@ def main() -> None:
         b = rate(peer, args.seconds) if peer is not None else float("nan")
         print(f"{label:<10} {a:>10.0f} {b:>10.0f} {a / b:>10.2f}")
     print(f"validate peer: {peer_note}")
+
+    def client_one_parse() -> object:
+        env = parse_envelope(data)
+        validator.assert_valid_tree(env.body.getroottree().getroot(), "response", data)
+        return env
+
+    def client_two_parses() -> object:
+        validator.assert_valid(data, "response")
+        return parse_envelope(data)
+
+    def plain_parse() -> object:
+        return etree.fromstring(data, hardened)
+
+    base = rate(plain_parse, args.seconds)
+    print(f"\nclient path (parse + validate a response); peer: plain lxml parse {base:.0f}/s")
+    print(f"{'variant':<32} {'ours/s':>10} {'lxml/ours':>10}")
+    for label, fn in (("one parse (validate_tree)", client_one_parse), ("two parses (bytes API)", client_two_parses)):
+        a = rate(fn, args.seconds)
+        print(f"{label:<32} {a:>10.0f} {base / a:>10.2f}")
+    print(cold_start(data))
+
+
+_COLD = """import sys, time
+t0 = time.perf_counter()
+from harness.validate import default_validator
+t1 = time.perf_counter()
+v = default_validator()
+t2 = time.perf_counter()
+assert v.validate(open(sys.argv[1], "rb").read()) == []
+t3 = time.perf_counter()
+print(f"cold: import {(t1 - t0) * 1e3:.0f} ms, construct {(t2 - t1) * 1e3:.0f} ms, first validate "
+      f"{(t3 - t2) * 1e3:.1f} ms, total {(t3 - t0) * 1e3:.0f} ms; xmlschema imported: {'xmlschema' in sys.modules}")
+"""
+
+
+def cold_start(data: bytes, runs: int = 3) -> str:
+    """The fastest of ``runs`` fresh interpreters: import + construct + first validate."""
+    best = ""
+    best_total = float("inf")
+    with tempfile.TemporaryDirectory() as tmp:
+        sample = Path(tmp) / "pull.xml"
+        sample.write_bytes(data)
+        for _ in range(runs):
+            start = time.perf_counter()
+            out = subprocess.run([sys.executable, "-c", _COLD, str(sample)], capture_output=True, text=True,
+                                 timeout=120, check=True).stdout.strip()
+            total = time.perf_counter() - start
+            if total < best_total:
+                best, best_total = out, total
+    return best
 
 
 if __name__ == "__main__":

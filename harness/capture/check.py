@@ -180,13 +180,15 @@ def _validator() -> Any:
 def _check_body(d: _Decoded, body: bytes, validator: Any) -> None:
     r = d.report
     d.soap = True
-    errors = validator.validate(body) if validator is not None else []
-    r.errors.extend(f"XSD: {e}" for e in errors)
     try:
         env = parse_envelope(body)
     except WSManDecodeError as exc:
+        if validator is not None:
+            r.errors.extend(f"XSD: {e}" for e in validator.validate(body))
         r.errors.append(f"codec: {exc.reason}")
         return
+    if validator is not None:  # the codec's tree, validated without a second parse (left unchanged)
+        r.errors.extend(f"XSD: {e}" for e in validator.validate_tree(env.body.getroottree().getroot()))
     r.action = env.header.action or None
     r.message_id = env.header.message_id if env.header.message_id else None
     r.relates_to = env.header.relates_to

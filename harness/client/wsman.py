@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 from lxml import etree
 
@@ -20,9 +20,9 @@ from harness.transport.tap import Tap, default_tap
 from harness.wire.wsman import eventing as ev
 from harness.wire.wsman import messages as msg
 from harness.wire.wsman.cimxml import class_name_of, element_to_properties, params_element
-from harness.wire.wsman.dialect import WSMV, DialectError, check_dialect, convert, detect, from_codec
+from harness.wire.wsman.dialect import WSMV, DialectError, check_dialect, convert_tree, detect_dialect, from_codec
 from harness.wire.wsman.duration import format_duration
-from harness.wire.wsman.envelope import Envelope, parse_envelope
+from harness.wire.wsman.envelope import Envelope, parse_envelope, parse_xml
 from harness.wire.wsman.errors import WSManDecodeError
 from harness.wire.wsman.faults import WSManFault, is_fault, parse_fault
 from harness.wire.wsman.header import EndpointReference, Header, Option
@@ -35,12 +35,21 @@ DEFAULT_OPERATION_TIMEOUT = 60.0
 _T = TypeVar("_T")
 
 
+def _serialize(root: etree._Element) -> bytes:
+    """UTF-8 with XML declaration, as ``build_envelope`` writes."""
+    return etree.tostring(root, xml_declaration=True, encoding="utf-8")
+
+
 class ProtocolViolation(AssertionError):
     """The target answered something that is not valid WS-Man for the request (a test failure)."""
 
 
 class MessageValidator(Protocol):
+    """What :meth:`WSManClient.exchange` needs of a validator (harness.validate.WSManValidator)."""
+
     def assert_valid(self, data: bytes, direction: str) -> None: ...
+
+    def assert_valid_tree(self, root: etree._Element, direction: str, data: bytes | None = None) -> None: ...
 
 
 @dataclass
@@ -167,12 +176,7 @@ class WSManClient:
             raise ProtocolViolation(f"HTTP 401 from {self.target.url}: authentication refused")
         if reply.status not in (200, 400, 500):
             raise ProtocolViolation(f"HTTP {reply.status} from {self.target.url}: {reply.body[:200]!r}")
-        if self.validator is not None:
-            self.validator.assert_valid(reply.body, "response")
-        try:
-            env = parse_envelope(self._from_wire(reply.body))
-        except WSManDecodeError as exc:
-            raise ProtocolViolation(f"malformed response (HTTP {reply.status}): {exc.reason}") from None
+        env = self._read_response(reply)
         if is_fault(env):
             try:
                 raise parse_fault(env)
@@ -182,23 +186,68 @@ class WSManClient:
             raise ProtocolViolation(f"HTTP {reply.status} without a SOAP fault")
         return env
 
-    def _from_wire(self, data: bytes) -> bytes:
-        """The answer in the codec's dialect; an answer in the other dialect is a violation
-        (a target answers in the dialect of the request)."""
+    def _read_response(self, reply: HttpReply) -> Envelope:
+        """Parse the answer once (hardened parser), validate that tree when the client has a
+        validator, and decode it. In the 2005/06 dialect the parsed wire tree is validated, then
+        converted to the codec's dialect (an answer in the other dialect is a violation: a target
+        answers in the dialect of the request)."""
+        data = reply.body
         if self.dialect == WSMV:
-            return data
+            try:
+                env = parse_envelope(data)
+            except WSManDecodeError as exc:
+                self._malformed(reply, exc)
+            if self.validator is not None:
+                # Envelope keeps the parsed document (s:Body's tree). The validator does not change
+                # the tree it is given, so the codec's view stays intact.
+                self.validator.assert_valid_tree(env.body.getroottree().getroot(), "response", data)
+            return env
         try:
-            answered = detect(data)
+            wire = parse_xml(data)
+        except WSManDecodeError as exc:
+            self._malformed(reply, exc)
+        if self.validator is not None:
+            self.validator.assert_valid_tree(wire, "response", data)
+        try:
+            return parse_envelope(_serialize(self._codec_tree(wire)))
+        except WSManDecodeError as exc:
+            self._malformed(reply, exc)
+
+    def _codec_tree(self, wire: etree._Element) -> etree._Element:
+        """A new tree: the answer ``wire`` (in :attr:`dialect`) in the codec's dialect; an answer in
+        the other dialect is a violation (a target answers in the dialect of the request)."""
+        try:
+            answered = detect_dialect(wire)
         except DialectError as exc:
             raise ProtocolViolation(f"malformed answer: {exc.reason}") from None
-        except WSManDecodeError:
-            return data  # parse_envelope reports it
         if answered is not None and answered != self.dialect:
             raise ProtocolViolation(f"a {self.dialect} request was answered in the {answered} dialect")
         try:
-            return convert(data, self.dialect, WSMV)
+            return convert_tree(wire, self.dialect, WSMV)
         except DialectError as exc:
             raise ProtocolViolation(f"answer not convertible from the {self.dialect} dialect: {exc.reason}") from None
+
+    def _from_wire(self, data: bytes) -> bytes:
+        """The answer ``data`` in the codec's dialect (bytes in, bytes out; see :meth:`_codec_tree`)."""
+        if self.dialect == WSMV:
+            return data
+        try:
+            wire = parse_xml(data)
+        except WSManDecodeError:
+            return data  # parse_envelope reports it
+        return _serialize(self._codec_tree(wire))
+
+    def _malformed(self, reply: HttpReply, exc: WSManDecodeError) -> NoReturn:
+        """An answer the codec cannot read. Well-formed XML that the schemas reject keeps the
+        schema's account (SchemaViolation, when validating); anything else is a ProtocolViolation."""
+        if self.validator is not None:
+            try:
+                root = parse_xml(reply.body)
+            except WSManDecodeError:
+                pass  # not XML at all: the reason below says why
+            else:
+                self.validator.assert_valid_tree(root, "response", reply.body)
+        raise ProtocolViolation(f"malformed response (HTTP {reply.status}): {exc.reason}") from None
 
     @staticmethod
     def _decode(parse: Callable[[Envelope], _T], env: Envelope) -> _T:
