@@ -294,17 +294,21 @@ def wm_mock_server(wm_target: Target, request: pytest.FixtureRequest) -> Any:
 @pytest.fixture
 def wm_mock_eventing(wm_target: Target, request: pytest.FixtureRequest) -> Iterator[Any]:
     """The built-in mock's eventing handle (:class:`harness.targets.mock.publisher.MockEventing`):
-    advance its event clock, point its publisher at a subscription manager (MS-WSMV 3.1.4.1.30).
-    Real targets skip. The publisher is pointed at nothing again afterwards."""
+    advance its event clock, point its publisher at a subscription manager (MS-WSMV 3.1.4.1.30),
+    bound the subscription queues. Real targets skip. Publisher and queue bound are restored afterwards."""
     mock = _mock_or_skip(wm_target, request, " the event clock and publisher are only reachable on the built-in mock")
     from harness.targets.mock.publisher import MockEventing
 
-    eventing = MockEventing(mock.config)
+    source = mock.service.events if mock.service is not None else None
+    eventing = MockEventing(mock.config, source)
     refresh = mock.config.subscription_manager_refresh
+    queue_size = source.queue_size if source is not None else None
     try:
         yield eventing
     finally:
         eventing.point_publisher(None, refresh=refresh)
+        if source is not None and queue_size is not None:
+            source.queue_size = queue_size
 
 
 _OUTCOME_KEY = pytest.StashKey[OutcomeRecorder]()

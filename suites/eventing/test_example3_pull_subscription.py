@@ -218,3 +218,25 @@ async def test_pull_issued_before_the_event_waits_and_returns_it(wsman, wm_targe
     finally:
         await wsman.unsubscribe(sub)
         await _delete_all(wsman, [unique_name])
+
+
+@pytest.mark.spec("DSP0226 10.9", "MS-WMOD 2.10", "DSP0226 10.2.9.4")
+@pytest.mark.requires("create", "delete", "win32-environment")
+async def test_queue_overflow_is_reported_as_dropped_events(wsman, wm_mock_eventing, unique_name):
+    """A burst larger than the subscription's buffer: the oldest events are lost, and the next Pull
+    says so first with wsman:DroppedEvents and the exact count, then delivers the newest events in
+    order (mock-only: the buffer of a real target cannot be shrunk from the harness)."""
+    kept = 2
+    names = [f"{unique_name}_{i}" for i in range(kept + 3)]
+    sub = await wsman.subscribe(ALL_CLASSES, _query("__InstanceCreationEvent", unique_name), expires=600)
+    wm_mock_eventing.limit_queue(kept)
+    try:
+        for name in names:
+            await _create(wsman, name)
+        page = await wsman.pull_events(sub, max_elements=10, max_time=2.0)
+        assert page.dropped == [len(names) - kept], "DroppedEvents counts exactly the events lost"
+        assert _target_names(page.events) == names[-kept:], "the newest events survive, in order"
+        await _nothing_more(wsman, sub)
+    finally:
+        await wsman.unsubscribe(sub)
+        await _delete_all(wsman, names)

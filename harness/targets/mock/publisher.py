@@ -29,7 +29,7 @@ from lxml import etree
 
 from harness.aio import wait_event
 from harness.targets.mock.config import MockConfig
-from harness.targets.mock.events import ManualClock
+from harness.targets.mock.events import EventSource, ManualClock
 from harness.targets.mock.wsman_service import Principal, WSManService
 from harness.wire.wsman import eventing as ev
 from harness.wire.wsman import messages as msg
@@ -178,8 +178,9 @@ class MockEventing:
     """What a test may do to the mock's eventing (mock-only; real targets have no such handle):
     advance its event clock and point its publisher at a subscription manager."""
 
-    def __init__(self, config: MockConfig) -> None:
+    def __init__(self, config: MockConfig, source: EventSource | None = None) -> None:
         self.config = config
+        self.source = source
 
     @property
     def clock(self) -> ManualClock:
@@ -191,6 +192,15 @@ class MockEventing:
     def advance(self, seconds: float) -> None:
         """Move the event clock forward: heartbeats fall due and subscriptions expire, no sleeping."""
         self.clock.advance(seconds)
+
+    def limit_queue(self, events: int) -> int:
+        """Bound every subscription's queue to ``events`` (so that a burst overflows it and the
+        service must report wsman:DroppedEvents, DSP0226 10.9); returns the previous bound."""
+        if self.source is None:
+            raise RuntimeError("this handle has no event source (MockEventing built without one)")
+        previous = self.source.queue_size
+        self.source.queue_size = events
+        return previous
 
     def point_publisher(self, url: str | None, *, refresh: float | None = None) -> None:
         """Point the publisher at a subscription manager URL (None: at none, ending its subscriptions)."""

@@ -15,8 +15,9 @@ from aiohttp import web
 from harness.cim.mof import default_store
 from harness.cim.store import CimStore
 from harness.targets.mock.config import MockConfig
-from harness.targets.mock.http_server import build_app
+from harness.targets.mock.http_server import build_app, service_of
 from harness.targets.mock.wmi_server import WmiServer, start_wmi_server
+from harness.targets.mock.wsman_service import WSManService
 from harness.transport.http_listener import start_listener
 
 STARTUP_TIMEOUT = 20.0
@@ -36,6 +37,8 @@ class MockServerThread:
     _error: BaseException | None = None
     #: The WMI over DCOM role (MS-WMI) beside WS-Man when ``config.wmi_enabled`` (ephemeral ports by default).
     wmi: WmiServer | None = None
+    #: The WS-Man service behind the listener (set once started), for mock-only test handles.
+    service: WSManService | None = None
 
     def start(self) -> str:
         if self.store is None:
@@ -66,6 +69,7 @@ class MockServerThread:
     async def _serve(self) -> None:
         assert self.store is not None
         app = build_app(self.store, self.config)
+        self.service = service_of(app)
         self._runner, port = await start_listener(app, self.config.host, self.config.port, shutdown_timeout=2.0)
         self.url = f"http://{self.config.host}:{port}/wsman"
         if self.config.wmi_enabled:
