@@ -82,9 +82,27 @@ class AllureRun:
     report_dir: Path | None = None
 
 
+def carry_history(report: Path, results: Path) -> int:
+    """Copy the previous report's ``history/`` into the results (allure's trend mechanism: the
+    next ``allure generate`` appends this run to the trend, retry and duration graphs); returns
+    the number of files carried. Nothing to carry on a first run."""
+    previous = report / "history"
+    if not previous.is_dir():
+        return 0
+    target = results / "history"
+    target.mkdir(parents=True, exist_ok=True)
+    carried = 0
+    for item in previous.iterdir():
+        if item.is_file() and item.suffix == ".json":
+            shutil.copyfile(item, target / item.name)
+            carried += 1
+    return carried
+
+
 def generate_report(results: Path, out: Path, *, exe: Path | None = None, timeout: float = 600.0) -> AllureRun:
     """Run ``allure generate RESULTS -o OUT --clean``; skip (with the reason) when the command line,
-    Java or the results are missing, and report a failed run with its exit status and output tail."""
+    Java or the results are missing, and report a failed run with its exit status and output tail.
+    The trend of earlier runs written to the same OUT is kept (:func:`carry_history`)."""
     if not results.is_dir():
         return AllureRun(False, f"no {results.name}/ in {results.parent}")
     if exe is None:
@@ -94,6 +112,7 @@ def generate_report(results: Path, out: Path, *, exe: Path | None = None, timeou
                                 ".ci/run installs the npm package allure-commandline)")
     if _java_missing():
         return AllureRun(False, "allure needs a Java runtime and none was found (java on PATH or JAVA_HOME)")
+    carry_history(out, results)
     try:
         proc = subprocess.run([str(exe), "generate", str(results), "-o", str(out), "--clean"],
                               capture_output=True, text=True, timeout=timeout, check=False)

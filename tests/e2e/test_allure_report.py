@@ -105,3 +105,25 @@ def test_allure_report_counts_the_cases_and_carries_requirement_labels(tmp_path:
     assert wmh(["report", "html", str(reports / "results.json"), "--out", str(reports), "--allure"]) == 0
     again = json.loads((report / "widgets" / "summary.json").read_text())
     assert again["statistic"]["total"] == len(cases)
+
+
+def _result(results: Path, name: str, status: str, start: int) -> None:
+    """One allure result as allure-pytest writes it (the fields the trend needs)."""
+    case = {"uuid": f"{name}-{start}", "historyId": name, "testCaseId": name, "fullName": name, "name": name,
+            "status": status, "stage": "finished", "start": start, "stop": start + 5, "labels": []}
+    (results / f"{name}-{start}-result.json").write_text(json.dumps(case))
+
+
+def test_trend_carries_over_between_runs_into_the_same_report(tmp_path: Path):
+    exe = _need_allure()
+    results, report = tmp_path / RESULTS_DIR, tmp_path / REPORT_DIR
+    for run, statuses in enumerate([("passed", "failed"), ("passed", "passed")]):
+        shutil.rmtree(results, ignore_errors=True)
+        results.mkdir()
+        for name, status in zip(("case_a", "case_b"), statuses, strict=True):
+            _result(results, name, status, 1_700_000_000_000 + run * 1000)
+        generated = generate_report(results, report, exe=exe)
+        assert generated.generated, generated.reason
+    trend = json.loads((report / "widgets" / "history-trend.json").read_text())
+    assert [entry["data"]["passed"] for entry in trend] == [2, 1], "newest run first, then the earlier one"
+    assert [entry["data"]["failed"] for entry in trend] == [0, 1]
