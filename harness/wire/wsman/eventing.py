@@ -16,6 +16,7 @@ GetStatus and Unsubscribe. The builders write it there and the parsers read it b
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -141,6 +142,8 @@ class SubscribeRequest:
     bookmark: str | None = None
     send_bookmarks: bool = False
     end_to: EndpointReference | None = None
+    filter_element: _Element | None = None  # XML filter content (DSP0226 10.2.2), e.g. an event-log
+    # QueryList (MS-WSMV 4.4); then ``filter_text`` is None. Whether a service accepts it is its business.
 
 
 @dataclass
@@ -328,8 +331,10 @@ def build_subscribe_request(header: Header, req: SubscribeRequest) -> bytes:
         cr.set("Total", str(d.connection_retry.total))
     if req.expires is not None:
         _sub(root, E_EXPIRES, req.expires)
-    if req.filter_text is not None:
+    if req.filter_text is not None or req.filter_element is not None:
         f = _sub(root, W_FILTER, req.filter_text)
+        if req.filter_element is not None:
+            f.append(copy.deepcopy(req.filter_element))
         if req.filter_dialect is not None:
             f.set("Dialect", req.filter_dialect)
     if req.bookmark is not None:
@@ -379,11 +384,14 @@ def parse_subscribe_request(env: Envelope) -> SubscribeRequest:
             out.expires = _text(c)
             expires_in(out.expires)  # well-formed or WSManDecodeError
         elif c.tag in (W_FILTER, E_FILTER):
-            if _children(c):
-                raise WSManDecodeError("only text filters (WQL) are supported in Subscribe",
-                                       fault="FilteringRequestedUnavailable")
+            content = _children(c)
+            if len(content) > 1:
+                raise WSManDecodeError("wsman:Filter holds more than one element", fault="CannotProcessFilterWsman")
             out.filter_dialect = c.get("Dialect")
-            out.filter_text = c.text or ""
+            if content:  # XML filter (DSP0226 10.2.2; MS-WSMV 4.4 event-log QueryList)
+                out.filter_element = content[0]
+            else:
+                out.filter_text = c.text or ""
         elif c.tag == W_BOOKMARK:
             out.bookmark = _text(c)
         elif c.tag == W_SEND_BOOKMARKS:

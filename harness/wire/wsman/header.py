@@ -139,8 +139,13 @@ def write_selector_set(parent: _Element, selectors: dict[str, str | EndpointRefe
 
 
 def write_epr(target: _Element, epr: EndpointReference) -> _Element:
-    """Fill ``target`` (an EPR-typed element) with Address and ReferenceParameters (DSP0226 5.1)."""
+    """Fill ``target`` (an EPR-typed element) with Address and ReferenceParameters (DSP0226 5.1).
+
+    An EPR with neither ResourceURI nor selectors (a NotifyTo or EndTo sink address, MS-WSMV 4.4)
+    gets no ReferenceParameters rather than an empty wsman:ResourceURI."""
     _sub(target, A_ADDRESS, epr.address)
+    if not epr.resource_uri and not epr.selectors:
+        return target
     params = etree.SubElement(target, A_REFERENCE_PARAMETERS)
     _sub(params, W_RESOURCE_URI, epr.resource_uri)
     if epr.selectors:

@@ -697,8 +697,9 @@ def parse_disconnect_response(env: Envelope) -> None:
 
 
 def build_reconnect_request(header: Header) -> bytes:
-    """rsp:Reconnect (MS-WSMV 3.1.4.16): no input data for a cmd shell."""
-    return build_envelope(_with_action(header, ShellAction.RECONNECT), [_el(RSP_RECONNECT)])
+    """Reconnect (MS-WSMV 3.1.4.16): the input data type is None, so the s:Body is empty, as in the
+    MS-WSMV 4.7.10 example (an ``rsp:Reconnect`` body is still accepted on input)."""
+    return build_envelope(_with_action(header, ShellAction.RECONNECT), [])
 
 
 def parse_reconnect_request(env: Envelope) -> None:
