@@ -684,12 +684,14 @@ def parse_disconnect_request(env: Envelope) -> DisconnectRequest:
     return out
 
 
-def _simple_response(action: str, tag: str, relates_to: str | None, message_id: str | None) -> bytes:
-    return build_envelope(msg.response_header(action, relates_to, message_id=message_id), [_el(tag)])
+def _empty_response(action: str, relates_to: str | None, message_id: str | None) -> bytes:
+    return build_envelope(msg.response_header(action, relates_to, message_id=message_id), [])
 
 
 def build_disconnect_response(relates_to: str | None, *, message_id: str | None = None) -> bytes:
-    return _simple_response(ShellAction.DISCONNECT_RESPONSE, RSP_DISCONNECT_RESPONSE, relates_to, message_id)
+    """DisconnectResponse (MS-WSMV 3.1.4.15): the output data type is None, so the s:Body is empty,
+    as in the MS-WSMV 4.7.9 example (an ``rsp:DisconnectResponse`` body is still accepted on input)."""
+    return _empty_response(ShellAction.DISCONNECT_RESPONSE, relates_to, message_id)
 
 
 def parse_disconnect_response(env: Envelope) -> None:
@@ -709,7 +711,8 @@ def parse_reconnect_request(env: Envelope) -> None:
 
 
 def build_reconnect_response(relates_to: str | None, *, message_id: str | None = None) -> bytes:
-    return _simple_response(ShellAction.RECONNECT_RESPONSE, RSP_RECONNECT_RESPONSE, relates_to, message_id)
+    """ReconnectResponse (MS-WSMV 3.1.4.16): empty s:Body, as in the MS-WSMV 4.7.10 example."""
+    return _empty_response(ShellAction.RECONNECT_RESPONSE, relates_to, message_id)
 
 
 def parse_reconnect_response(env: Envelope) -> None:
