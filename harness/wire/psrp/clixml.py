@@ -123,6 +123,15 @@ class PSObject:
             raise PsrpDecodeError("dictionary key is not hashable") from exc
 
 
+class PropertySet(dict[str, Any]):
+    """A property set (MS-PSRP 2.2.5.3.4.3): a named collection of extended properties.
+
+    Valid only as the value of an extended property: it is written as a nested ``<MS N="name">`` inside the
+    ``<MS>`` of an object (MS-PSRP 2.2.5.2.9, example "a point ... with 1 property set"), may itself hold property
+    sets, and decodes back to a :class:`PropertySet`. Anywhere else it is rejected by the encoder.
+    """
+
+
 def ps_list(items: Iterable[Any], type_names: Iterable[str] = LIST_TYPE_NAMES, tag: str = "LST") -> PSObject:
     """A list object (MS-PSRP 2.2.5.2.6.3), ``Object[]`` by default."""
     return PSObject(type_names=list(type_names), container=tag, items=list(items))
@@ -372,6 +381,8 @@ class _Encoder:
             return
         if value is None:
             self.out.append(f"<Nil{attr} />")
+        elif isinstance(value, PropertySet):
+            raise PsrpEncodeError("a PropertySet is only valid as an extended property (MS-PSRP 2.2.5.2.9)")
         elif isinstance(value, (PSObject, list, dict)):
             self.obj(value, attr, depth)
         else:
@@ -423,15 +434,31 @@ class _Encoder:
                     raise PsrpEncodeError(f"unknown container {value.container!r}")
             elif value.items or value.entries:
                 raise PsrpEncodeError("items/entries given without a container")
-            for tag, props in (("Props", value.adapted_properties), ("MS", value.extended_properties)):
-                if props:
-                    out.append(f"<{tag}>")
-                    for key, item in props.items():
-                        if not isinstance(key, str):
-                            raise PsrpEncodeError(f"property name must be str, got {type(key).__name__}")
-                        self.value(item, key, depth + 1)
-                    out.append(f"</{tag}>")
+            if value.adapted_properties:
+                out.append("<Props>")
+                self._members(value.adapted_properties, depth, sets=False)
+                out.append("</Props>")
+            if value.extended_properties:
+                out.append("<MS>")
+                self._members(value.extended_properties, depth, sets=True)
+                out.append("</MS>")
         out.append("</Obj>")
+
+    def _members(self, props: Mapping[str, Any], depth: int, *, sets: bool) -> None:
+        """Named members of ``<Props>`` (2.2.5.2.8) or ``<MS>`` (2.2.5.2.9); only ``<MS>`` may nest property sets."""
+        for key, item in props.items():
+            if not isinstance(key, str):
+                raise PsrpEncodeError(f"property name must be str, got {type(key).__name__}")
+            if isinstance(item, PropertySet):
+                if not sets:
+                    raise PsrpEncodeError("a PropertySet is only valid as an extended property (MS-PSRP 2.2.5.2.9)")
+                if depth + 1 > self.max_depth:
+                    raise PsrpEncodeError(f"object graph deeper than {self.max_depth}")
+                self.out.append(f'<MS N="{_xml_attr(encode_string(key))}">')
+                self._members(item, depth + 1, sets=True)
+                self.out.append("</MS>")
+            else:
+                self.value(item, key, depth + 1)
 
     def _type_names(self, names: tuple[str, ...]) -> None:
         ref = self.tn_ids.get(names)
@@ -768,14 +795,7 @@ class _Decoder:
                 obj.to_string = decode_string(child.text or "")
             elif tag == "Props" or tag == "MS":
                 target = obj.adapted_properties if tag == "Props" else obj.extended_properties
-                for prop in child:
-                    name = prop.get("N")
-                    if name is None:
-                        raise PsrpDecodeError(f"property in <{tag}> without N")
-                    key = decode_string(name)
-                    if key in target:
-                        raise PsrpDecodeError(f"duplicate property {key[:40]!r}")
-                    target[key] = self.value(prop, depth + 1)
+                self._members(child, target, depth)
             elif isinstance(tag, str) and tag in CONTAINER_TAGS:
                 if obj.container is not None or obj.value is not NO_VALUE:
                     raise PsrpDecodeError("an Obj carries more than one content element")
@@ -791,6 +811,26 @@ class _Decoder:
             else:
                 raise PsrpDecodeError(f"unexpected <{str(tag)[:40]}> inside Obj")
         return obj
+
+    def _members(self, element: etree._Element, target: dict[str, Any], depth: int) -> None:
+        """Fill ``target`` from ``<Props>`` / ``<MS>``. Every member needs its N attribute (2.2.5.3.1; the XSD of
+        section 6 keys members by @N); a nested ``<MS N="..">`` in ``<MS>`` is a property set (2.2.5.2.9)."""
+        tag = element.tag
+        for prop in element:
+            name = prop.get("N")
+            if name is None:
+                raise PsrpDecodeError(f"property in <{tag}> without N")
+            key = decode_string(name)
+            if key in target:
+                raise PsrpDecodeError(f"duplicate property {key[:40]!r}")
+            if prop.tag == "MS" and tag == "MS":
+                if depth + 1 > self.limits.max_depth:
+                    raise PsrpDecodeError(f"CLIXML nested deeper than {self.limits.max_depth}")
+                members = PropertySet()
+                self._members(prop, members, depth + 1)
+                target[key] = members
+            else:
+                target[key] = self.value(prop, depth + 1)
 
     def _tn(self, element: etree._Element) -> list[str]:
         ref = self._ref_id(element)

@@ -212,10 +212,15 @@ ENUM_TYPE_NAMES: Final[dict[type[enum.Enum], str]] = {
 
 
 def dotnet_name(enum_type: type[enum.IntEnum] | type[enum.IntFlag], value: int) -> str:
-    """``Enum.ToString()``: the member name, ``"None"`` for 0, or the comma-joined flag names of a flags enum."""
-    member = enum_type._value2member_map_.get(value)
-    if member is not None and member.name:
-        return member.name
+    """``Enum.ToString()``: the member name, ``"None"`` for 0, or the comma-joined flag names of a flags enum
+    (MS-PSRP 2.2.2.14 example: CommandTypes 15 is ``"Alias, Function, Filter, Cmdlet"``).
+
+    Only declared members count as names: Python caches combined flag values as pseudo-members named
+    ``"Alias|Function|..."``, which is not the .NET text.
+    """
+    for member in enum_type.__members__.values():
+        if int(member) == value and member.name:
+            return member.name
     if value == 0:
         return "None"
     if issubclass(enum_type, enum.IntFlag):

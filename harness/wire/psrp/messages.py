@@ -272,13 +272,14 @@ class Payload:
         kwargs: dict[str, Any] = {}
         known = set()
         for prop in cls._PROPS:
-            known.add(prop.name)
-            if not value.has(prop.name):
+            name = _member(value, prop.name)
+            known.add(prop.name if name is None else name)
+            if name is None:
                 if prop.optional:
                     kwargs[prop.attr] = None
                     continue
                 raise PsrpDecodeError(f"{cls.MESSAGE_TYPE.name}: missing property {prop.name!r}")
-            raw = value.get(prop.name)
+            raw = value.get(name)
             try:
                 kwargs[prop.attr] = None if raw is None and _nullable(prop) else prop.conv.from_wire(raw)
             except PsrpDecodeError as exc:
@@ -289,6 +290,20 @@ class Payload:
 
     def to_clixml(self) -> bytes:
         return serialize_bytes(self.to_value())
+
+
+def _member(value: PSObject, name: str) -> str | None:
+    """The name under which ``value`` carries the property ``name``: exact match first, then a case-insensitive
+    one (.NET PSObject member lookup ignores case, so PowerShell accepts e.g. pypsrp's ``CI`` for ``ci``).
+    ``None`` when absent."""
+    if value.has(name):
+        return name
+    folded = name.casefold()
+    for props in (value.extended_properties, value.adapted_properties):
+        for candidate in props:
+            if candidate.casefold() == folded:
+                return candidate
+    return None
 
 
 def _nullable(prop: _Prop) -> bool:
@@ -435,11 +450,14 @@ class PowerShell:
                 if not isinstance(stmt, PSObject):
                     raise _bad("statement Obj", stmt)
                 extra.append([Command.from_value(c) for c in _items_of(stmt.get("Cmds"), "Cmds")])
+        # History and RedirectShellErrorOutputPipe are listed in 2.2.3.11 but absent from the CREATE_PIPELINE
+        # example of 2.2.2.10: an absent History reads as Null, an absent RedirectShellErrorOutputPipe as false.
+        redirect = value.get("RedirectShellErrorOutputPipe") if value.has("RedirectShellErrorOutputPipe") else False
         return cls(
             commands=[Command.from_value(c) for c in _items_of(value.get("Cmds"), "Cmds")],
             is_nested=_B.from_wire(value.get("IsNested")),
             history=_S_OR_NIL.from_wire(value.get("History")),
-            redirect_shell_error_output_pipe=_B.from_wire(value.get("RedirectShellErrorOutputPipe")),
+            redirect_shell_error_output_pipe=_B.from_wire(redirect),
             extra_cmds=extra,
         )
 
@@ -572,7 +590,11 @@ class ResetRunspaceState(Payload):
 
 @dataclass
 class SetMaxRunspaces(Payload):
-    """MS-PSRP 2.2.2.6."""
+    """MS-PSRP 2.2.2.6: ``MaxRunspaces`` and the call id, named ``ci`` by 2.2.2.6 and its example.
+
+    Decoding accepts any case (:func:`_member`; .NET PSObject member lookup ignores case). Encoding writes ``CI``
+    as pypsrp does, because pypsrp's decoder matches the name case-sensitively while PowerShell accepts both.
+    """
 
     MESSAGE_TYPE: ClassVar[MessageType] = MessageType.SET_MAX_RUNSPACES
     max_runspaces: int = 1
@@ -585,7 +607,7 @@ class SetMaxRunspaces(Payload):
 
 @dataclass
 class SetMinRunspaces(Payload):
-    """MS-PSRP 2.2.2.7."""
+    """MS-PSRP 2.2.2.7: ``MinRunspaces`` and the call id ``ci`` (see :class:`SetMaxRunspaces`)."""
 
     MESSAGE_TYPE: ClassVar[MessageType] = MessageType.SET_MIN_RUNSPACES
     min_runspaces: int = 1
