@@ -49,6 +49,7 @@ MAX_BODY_CHECK = 64 * 1024 * 1024
 Decryptor = Callable[[TcpStream, HttpMessage, list[HttpMessage]], bytes]
 _decryptor_factories: list[Callable[[str], Decryptor | None]] = []
 _keytab_decryptor_factories: list[Callable[[str], Decryptor | None]] = []
+_kerberos_password_factories: list[Callable[[str], Decryptor | None]] = []
 
 
 class NotDecryptable(ValueError):
@@ -94,6 +95,13 @@ def register_keytab_decryptor_factory(factory: Callable[[str], Decryptor | None]
     _keytab_decryptor_factories.append(factory)
 
 
+def register_kerberos_password_decryptor_factory(factory: Callable[[str], Decryptor | None]) -> None:
+    """Register a factory that builds a Kerberos :data:`Decryptor` from a password: it opens the
+    tickets whose service key the password gives (RC4-HMAC: MD4 of the password, RFC 4757 3; AES
+    with the default salt, RFC 3962 4); harness.capture.krb_decrypt plugs in here."""
+    _kerberos_password_factories.append(factory)
+
+
 def _chain(decryptors: list[Decryptor]) -> Decryptor:
     """Try each decryptor in turn; the next one gets a message the previous one could not open."""
     def decrypt(stream: TcpStream, msg: HttpMessage, before: list[HttpMessage]) -> bytes:
@@ -109,14 +117,18 @@ def _chain(decryptors: list[Decryptor]) -> Decryptor:
 
 def decryptor_for(password: str | None, keytab: str | None = None) -> Decryptor | None:
     found: list[Decryptor] = []
-    if keytab:
-        # The built-in Kerberos decryptor (MS-WSMV 2.2.9.1.1, RFC 4121 4.2.6.2) registers itself on import.
+    if keytab or password:
+        # The built-in Kerberos decryptor (MS-WSMV 2.2.9.1.1; RFC 4121 4.2.6.2, RFC 4757 7.3) registers
+        # itself on import; the ticket names its etype (RFC 4120 5.3), which picks the cipher and the
+        # Wrap token format (MS-KILE 3.4.5.4.1).
         from harness.capture import krb_decrypt  # noqa: F401
+    if keytab:
         found += [dec for factory in _keytab_decryptor_factories if (dec := factory(keytab)) is not None][:1]
     if password:
         # The built-in NTLM decryptor (MS-WSMV 2.2.9.1.1, MS-NLMP 3.4) registers itself on import.
         from harness.capture import decrypt  # noqa: F401
         found += [dec for factory in _decryptor_factories if (dec := factory(password)) is not None][:1]
+        found += [dec for factory in _kerberos_password_factories if (dec := factory(password)) is not None][:1]
     if not found:
         return None
     return found[0] if len(found) == 1 else _chain(found)

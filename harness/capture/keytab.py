@@ -12,6 +12,11 @@ Layout (all integers big-endian in version 0x502)::
 A counted string is a uint16 length and the bytes. Version 0x501 (native byte order, no name type,
 num_components counting the realm too) is rejected with the reason. Key bytes are never shown by
 ``repr``.
+
+:func:`password_entries` gives the entries a keytab would hold for a principal whose password is
+known (``wmh check-pcap --password`` with the service account's password): the keys come from the
+string-to-key of each etype (RFC 4757 3 for rc4-hmac, no salt; RFC 3962 4 for AES with the default
+salt, the realm followed by the name components, RFC 4120 4).
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from harness.capture.krb_crypto import ETYPE_AES128, ETYPE_AES256, ETYPE_RC4_HMAC, KerberosCryptoError, string_to_key
 
 MAX_KEYTAB = 16 * 1024 * 1024
 
@@ -108,4 +115,24 @@ def read_keytab(path: Path) -> list[KeytabEntry]:
     return parse_keytab(data)
 
 
-__all__ = ["KeytabEntry", "KeytabError", "parse_keytab", "read_keytab"]
+def default_salt(realm: str, components: tuple[str, ...]) -> str:
+    """The default salt of a principal: the realm and the name components concatenated (RFC 4120 4)."""
+    return realm + "".join(components)
+
+
+def password_entries(password: str, realm: str, components: tuple[str, ...],
+                     etypes: tuple[int, ...] = (ETYPE_RC4_HMAC, ETYPE_AES256, ETYPE_AES128),
+                     kvno: int = 0) -> list[KeytabEntry]:
+    """Keytab entries derived from a password (see the module docstring); KeytabError when the
+    password cannot be turned into a key. ``kvno`` 0 stands for "any version"."""
+    out: list[KeytabEntry] = []
+    for etype in etypes:
+        try:
+            key = string_to_key(etype, password, default_salt(realm, components))
+        except KerberosCryptoError as exc:
+            raise KeytabError(f"no etype {etype} key from the password: {exc}") from exc
+        out.append(KeytabEntry(realm, components, 1, 0, kvno, etype, key))
+    return out
+
+
+__all__ = ["KeytabEntry", "KeytabError", "default_salt", "parse_keytab", "password_entries", "read_keytab"]

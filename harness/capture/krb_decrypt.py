@@ -23,15 +23,33 @@ the SERVICE key opens. Per TCP stream (one HTTP connection, one security context
    or 24 (initiator seal) (2). The plaintext is data | EC filler bytes | a copy of the token header
    (4.2.4), which must match the token header (RRC excepted).
 
+6. RC4-HMAC (etype 23, RFC 4757): tickets, authenticators and AP-REPs are opened as above with
+   the RFC 4757 5 encryption (krb_crypto). The context key being an RC4 key, the sealed parts are
+   RFC 1964-style v1 Wrap tokens as RFC 4757 7.3 defines them, not RFC 4121 ones (see
+   :func:`rc4_unwrap`): the MS-WSMV 2.2.9.1.1 signature is the RFC 2743 3.1 framing (0x60, length,
+   Kerberos OID) and the 32-byte token (TOK_ID 02 01, SGN_ALG 11 00 = HMAC-MD5, SEAL_ALG 10 00 =
+   RC4, filler FF FF, the encrypted SND_SEQ, SGN_CKSUM, the encrypted Confounder); the rest of the
+   part is the RC4-encrypted data. In the DCE style (MS-KILE 3.4.5.1, 3.4.5.4.1) the framing's
+   length covers the 32-byte token only; in the plain RFC 1964 form it covers the data too: both
+   are read. The context key is the AP-REP subkey if there is one, else the authenticator subkey,
+   else the session key (RFC 1964 1.2, RFC 4757 7.1).
+
 The keytab is only used to decrypt: no key is written into a report or an error message.
+A password (``--password``) stands for the keytab when it is the SERVICE account's: its keys
+come from :func:`harness.capture.keytab.password_entries`; a ticket it does not open leaves the
+messages "encrypted" (the password is most likely the user's, for NTLM), never "failed".
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
+import os
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,12 +59,21 @@ from harness.capture.check import (
     Decryptor,
     NotDecryptable,
     Opened,
+    register_kerberos_password_decryptor_factory,
     register_keytab_decryptor_factory,
     stream_decryptor,
 )
 from harness.capture.http1 import HttpMessage, extract_messages
-from harness.capture.keytab import KeytabEntry, KeytabError, read_keytab
-from harness.capture.krb_crypto import KerberosCryptoError, decrypt
+from harness.capture.keytab import KeytabEntry, KeytabError, password_entries, read_keytab
+from harness.capture.krb_crypto import (
+    ETYPE_RC4_HMAC,
+    SUPPORTED_ETYPES,
+    KerberosCryptoError,
+    Rc4Stream,
+    decrypt,
+    hmac_md5,
+    rc4,
+)
 from harness.capture.reader import TcpStream
 
 KRB5_OID = bytes.fromhex("2a864886f712010202")          # 1.2.840.113554.1.2.2 (RFC 4121 4.1)
@@ -55,6 +82,15 @@ SPNEGO_OID = bytes.fromhex("2b0601050502")              # 1.3.6.1.5.5.2 (RFC 417
 TOK_AP_REQ = b"\x01\x00"
 TOK_AP_REP = b"\x02\x00"
 TOK_WRAP = b"\x05\x04"
+TOK_WRAP_V1 = b"\x02\x01"                  # RFC 1964 1.2.2 / RFC 4757 7.3 Wrap token
+SGN_ALG_HMAC_MD5 = b"\x11\x00"            # RFC 4757 7.3
+SEAL_ALG_RC4 = b"\x10\x00"                # RFC 4757 7.3
+SEAL_ALG_NONE = b"\xff\xff"               # RFC 1964 1.2.2: integrity only
+RC4_TOKEN_SIZE = 32                       # header 8 | SND_SEQ 8 | SGN_CKSUM 8 | Confounder 8
+RC4_SIGN_T = 13                           # RFC 4757 7.3: message type T of the Wrap checksum
+DIRECTION_INITIATOR = b"\x00" * 4         # RFC 1964 1.2.1.2: SND_SEQ bytes 4..7
+DIRECTION_ACCEPTOR = b"\xff" * 4
+MAX_RC4_PAD = 8                           # RFC 1964 1.2.2.3: 1..8 pad bytes of the pad length
 USAGE_TICKET = 2
 USAGE_AUTHENTICATOR = 11
 USAGE_AP_REP = 12
@@ -247,15 +283,178 @@ def header_token(value: str | None, tok_id: bytes) -> bytes | None:
         return None
 
 
+# --- RFC 4757 7.3 (RC4-HMAC) v1 Wrap tokens --------------------------------------------------------
+
+@dataclass(frozen=True)
+class Rc4Unwrapped:
+    """An opened RFC 4757 7.3 Wrap token: its sequence number and the decrypted data (pad included)."""
+
+    sequence: int
+    data: bytes = field(repr=False)
+    #: True when the RFC 2743 framing length covered the data (RFC 1964 1.2.2 form: padding mandatory),
+    #: False in the DCE style (MS-KILE 3.4.5.1) or without framing.
+    framed_data: bool = False
+
+
+def split_v1_token(token: bytes) -> tuple[bytes, bytes]:
+    """See :func:`split_v1_framed`; the token and the data only."""
+    header, data, _ = split_v1_framed(token)
+    return header, data
+
+
+def split_v1_framed(token: bytes) -> tuple[bytes, bytes, bool]:
+    """The 32-byte RFC 4757 7.3 token and the data after it, from a token with or without the
+    RFC 2743 3.1 framing (0x60, DER length, Kerberos OID). The framing length covers the token only
+    (DCE style, MS-KILE 3.4.5.1) or the token and the data (RFC 1964 1.2.2); anything else is
+    rejected, as is a mechanism other than Kerberos."""
+    body = token
+    framed_data = False
+    if token[:1] == b"\x60":
+        if len(token) < 2:
+            raise KerberosDecodeError("GSS token framing truncated")
+        length, pos = token[1], 2
+        if length & 0x80:
+            count = length & 0x7F
+            if count == 0 or count > 4 or pos + count > len(token):
+                raise KerberosDecodeError("GSS token framing length is indefinite or too long")
+            length = int.from_bytes(token[pos:pos + count], "big")
+            pos += count
+        start = pos
+        if pos + 2 > len(token) or token[pos] != 0x06:
+            raise KerberosDecodeError("GSS token without a mechanism OID")
+        oid_end = pos + 2 + token[pos + 1]
+        if token[pos + 2:oid_end] not in (KRB5_OID, MS_KRB5_OID):
+            raise KerberosDecodeError("the GSS token is not a Kerberos token (RFC 1964 1.1)")
+        body = token[oid_end:]
+        if length not in (oid_end - start + RC4_TOKEN_SIZE, len(token) - start):
+            raise KerberosDecodeError(f"GSS token framing length {length} covers neither the RFC 4757 token "
+                                      "nor the whole message")
+        framed_data = length == len(token) - start and len(token) > oid_end + RC4_TOKEN_SIZE
+    if len(body) < RC4_TOKEN_SIZE:
+        raise KerberosDecodeError(f"RFC 4757 Wrap token of {len(body)} bytes (at least {RC4_TOKEN_SIZE} expected)")
+    return body[:RC4_TOKEN_SIZE], body[RC4_TOKEN_SIZE:], framed_data
+
+
+def _rc4_checksum(key: bytes, header: bytes, confounder: bytes, data: bytes) -> bytes:
+    """SGN_CKSUM (RFC 4757 7.3): HMAC-MD5(Ksign, MD5(T=13 | header | confounder | data))[0..7],
+    Ksign = HMAC-MD5(Kss, "signaturekey" with its NUL)."""
+    ksign = hmac_md5(key, b"signaturekey\x00")
+    digest = hashlib.md5(struct.pack("<I", RC4_SIGN_T) + header[:8] + confounder + data).digest()
+    return hmac_md5(ksign, digest)[:8]
+
+
+def _rc4_kseq(key: bytes, checksum: bytes) -> bytes:
+    """Kseq = HMAC-MD5(HMAC-MD5(Kss, (int32)0), SGN_CKSUM) (RFC 4757 7.3)."""
+    return hmac_md5(hmac_md5(key, bytes(4)), checksum)
+
+
+def _rc4_kcrypt(key: bytes, seq: bytes) -> bytes:
+    """Kcrypt = HMAC-MD5(HMAC-MD5(Klocal, (int32)0), seq), Klocal = Kss xor F0 (RFC 4757 7.3);
+    seq is the first four SND_SEQ bytes as sent (big-endian, RFC 1964 1.2.1.2)."""
+    klocal = bytes(b ^ 0xF0 for b in key)
+    return hmac_md5(hmac_md5(klocal, bytes(4)), seq)
+
+
+def rc4_unwrap(key: Key, from_client: bool, token: bytes) -> Rc4Unwrapped:
+    """Open one sealed RFC 4757 7.3 Wrap token (framing as :func:`split_v1_token` reads it).
+
+    The SND_SEQ is decrypted with Kseq (keyed by the plaintext SGN_CKSUM), the Confounder and the
+    data with the one Kcrypt RC4 stream; SGN_CKSUM is then recomputed over the plaintext and must
+    match, and the SND_SEQ direction bytes must be 00000000 from the initiator, FFFFFFFF from the
+    acceptor (RFC 1964 1.2.1.2). ValueError (KerberosDecodeError for a malformed token) otherwise.
+    """
+    if key.etype != ETYPE_RC4_HMAC:
+        raise ValueError(f"an RFC 4757 RC4-HMAC Wrap token, but the context key is etype {key.etype}")
+    header, data, framed_data = split_v1_framed(token)
+    if header[:2] != TOK_WRAP_V1:
+        raise ValueError(f"TOK_ID {header[:2].hex()} is not an RFC 4757 Wrap token (02 01)")
+    if header[2:4] != SGN_ALG_HMAC_MD5:
+        raise ValueError(f"SGN_ALG {header[2:4].hex()} is not HMAC-MD5 (11 00, RFC 4757 7.3)")
+    if header[4:6] == SEAL_ALG_NONE:
+        raise ValueError("Wrap token is not sealed (SEAL_ALG FF FF); WinRM seals every message")
+    if header[4:6] != SEAL_ALG_RC4:
+        raise ValueError(f"SEAL_ALG {header[4:6].hex()} is not RC4 (10 00, RFC 4757 7.3)")
+    if header[6:8] != b"\xff\xff":
+        raise ValueError("Wrap token filler is not FF FF (RFC 1964 1.2.2)")
+    checksum = header[16:24]
+    snd_seq = rc4(_rc4_kseq(key.value, checksum), header[8:16])
+    stream = Rc4Stream(_rc4_kcrypt(key.value, snd_seq[:4]))
+    confounder = stream.apply(header[24:32])
+    plain = stream.apply(data)
+    if not hmac.compare_digest(_rc4_checksum(key.value, header, confounder, plain), checksum):
+        raise ValueError("integrity check failed (RFC 4757 7.3 SGN_CKSUM): wrong key or altered data")
+    if snd_seq[4:] != (DIRECTION_INITIATOR if from_client else DIRECTION_ACCEPTOR):
+        raise ValueError(f"SND_SEQ direction {snd_seq[4:].hex()} does not match a message from the "
+                         f"{'initiator' if from_client else 'acceptor'} (RFC 1964 1.2.1.2)")
+    return Rc4Unwrapped(int.from_bytes(snd_seq[:4], "big"), plain, framed_data)
+
+
+def rc4_wrap(key: Key, from_client: bool, sequence: int, data: bytes, *, dce_style: bool = True,
+             pad: bool = True, confounder: bytes | None = None) -> tuple[bytes, bytes]:
+    """Seal ``data`` as an RFC 4757 7.3 Wrap token; (signature, sealed data) as MS-WSMV 2.2.9.1.1
+    carries them (for synthesised traffic and tests). ``pad`` appends one pad byte 01 (RFC 1964
+    1.2.2.3 with the RC4 block size of 1); ``dce_style`` makes the framing length cover the
+    32-byte token only (MS-KILE 3.4.5.1)."""
+    if key.etype != ETYPE_RC4_HMAC:
+        raise ValueError(f"RFC 4757 Wrap needs an etype {ETYPE_RC4_HMAC} key, not etype {key.etype}")
+    if not 0 <= sequence <= 0xFFFFFFFF:
+        raise ValueError(f"sequence number {sequence} out of range")
+    conf = confounder if confounder is not None else os.urandom(8)
+    if len(conf) != 8:
+        raise ValueError("the RFC 4757 Confounder is 8 bytes")
+    plain = data + (b"\x01" if pad else b"")
+    header = TOK_WRAP_V1 + SGN_ALG_HMAC_MD5 + SEAL_ALG_RC4 + b"\xff\xff"
+    snd_seq = struct.pack(">I", sequence) + (DIRECTION_INITIATOR if from_client else DIRECTION_ACCEPTOR)
+    checksum = _rc4_checksum(key.value, header, conf, plain)
+    stream = Rc4Stream(_rc4_kcrypt(key.value, snd_seq[:4]))
+    sealed_conf = stream.apply(conf)
+    sealed = stream.apply(plain)
+    token = header + rc4(_rc4_kseq(key.value, checksum), snd_seq) + checksum + sealed_conf
+    inner = b"\x06" + bytes([len(KRB5_OID)]) + KRB5_OID + token
+    length = len(inner) if dce_style else len(inner) + len(sealed)
+    framing = b"\x60" + (bytes([length]) if length < 0x80 else _der_length(length))
+    return framing + inner, sealed
+
+
+def _der_length(length: int) -> bytes:
+    """A DER long-form length (X.690 8.1.3.5)."""
+    raw = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(raw)]) + raw
+
+
+def strip_rc4_padding(data: bytes, length: int | None, *, padded: bool = False) -> bytes:
+    """The message without its RFC 1964 1.2.2.3 padding (1..8 bytes each holding the pad length).
+
+    ``padded`` (the RFC 1964 form, where the pad is mandatory) or no ``length``: the last byte
+    gives the pad, and the OriginalContent Length (MS-WSMV 2.2.9.1.1), if known, must be the
+    message's length or that plus the pad (senders built on GSS IOV count the pad in it). DCE style
+    (MS-KILE 3.4.5.1) with a length: the bytes past it must be such a pad, or nothing."""
+    if padded or length is None:
+        count = data[-1] if data else 0
+        if not 1 <= count <= min(MAX_RC4_PAD, len(data)) or data[-count:] != bytes([count]) * count:
+            raise ValueError("the unwrapped message does not end with RFC 1964 padding")
+        if length is not None and length not in (len(data) - count, len(data)):
+            raise ValueError(f"unwrapped {len(data) - count} bytes (+{count} pad), OriginalContent Length {length}")
+        return data[:-count]
+    if length > len(data):
+        raise ValueError(f"unwrapped {len(data)} bytes, fewer than OriginalContent Length {length}")
+    pad = data[length:]
+    if pad and (len(pad) > MAX_RC4_PAD or pad != bytes([len(pad)]) * len(pad)):
+        raise ValueError(f"{len(pad)} bytes after OriginalContent Length are not RFC 1964 padding")
+    return data[:length]
+
+
 # --- keys of one security context -----------------------------------------------------------------
 
 @dataclass
 class KerberosContext:
-    """The keys of one GSS Kerberos context (RFC 4121 2)."""
+    """The keys of one GSS Kerberos context (RFC 4121 2; RFC 4757 7.1 for RC4-HMAC)."""
 
     session: Key
     initiator_subkey: Key | None = None
     acceptor_subkey: Key | None = None
+    #: RFC 4757 7.3 SND_SEQ numbers seen, per direction (True: from the initiator).
+    sequences: dict[bool, list[int]] = field(default_factory=lambda: {True: [], False: []})
 
     def key_for(self, flags: int) -> Key:
         if flags & FLAG_ACCEPTOR_SUBKEY:
@@ -264,8 +463,20 @@ class KerberosContext:
             return self.acceptor_subkey
         return self.initiator_subkey or self.session
 
-    def unwrap(self, from_client: bool, token: bytes) -> bytes:
-        """Open one sealed RFC 4121 4.2.6.2 Wrap token; ValueError when it does not verify."""
+    @property
+    def context_key(self) -> Key:
+        """The RFC 1964 / RFC 4757 context key: the AP-REP subkey, else the authenticator subkey,
+        else the session key (RFC 1964 1.2, RFC 4120 3.2.6)."""
+        return self.acceptor_subkey or self.initiator_subkey or self.session
+
+    def unwrap(self, from_client: bool, token: bytes, length: int | None = None) -> bytes:
+        """Open one sealed Wrap token: RFC 4757 7.3 (RC4-HMAC, TOK_ID 02 01 with or without the
+        RFC 2743 framing, padding removed with ``length``, see :func:`strip_rc4_padding`) or RFC
+        4121 4.2.6.2 (TOK_ID 05 04); ValueError when it does not verify."""
+        if token[:1] == b"\x60" or token[:2] == TOK_WRAP_V1:
+            opened = rc4_unwrap(self.context_key, from_client, token)
+            self.sequences[from_client].append(opened.sequence)
+            return strip_rc4_padding(opened.data, length, padded=opened.framed_data)
         if len(token) < 16 or token[:2] != TOK_WRAP or token[3] != 0xFF:
             raise ValueError("not an RFC 4121 Wrap token (TOK_ID 05 04, filler FF)")
         flags = token[2]
@@ -289,31 +500,65 @@ class KerberosContext:
         copy = plain[-16:]
         if copy[:6] != token[:6] or copy[8:] != token[8:16]:
             raise ValueError("the header copy inside the Wrap token differs from its header (RFC 4121 4.2.4)")
-        return plain[:len(plain) - ec - 16]
+        message = plain[:len(plain) - ec - 16]
+        if length is not None and len(message) != length:
+            raise ValueError(f"unwrapped length {len(message)} differs from OriginalContent Length {length}")
+        return message
+
+
+#: The candidate long-term keys of a ticket: (realm, sname, ticket enc-part) -> keys, newest first.
+#: NotDecryptable when there is none.
+KeySource = Callable[[str, tuple[str, ...], EncryptedData], list[Key]]
 
 
 def _keytab_key(entries: list[KeytabEntry], realm: str, sname: tuple[str, ...], data: EncryptedData) -> list[Key]:
     matches = [e for e in entries if e.etype == data.etype and e.realm == realm and e.components == sname
-               and (data.kvno is None or e.kvno % 256 == data.kvno % 256)]
+               and (data.kvno is None or e.kvno == 0 or e.kvno % 256 == data.kvno % 256)]
     if not matches:
         raise NotDecryptable(f"the keytab holds no key for {'/'.join(sname)}@{realm} etype {data.etype}"
                              + (f" kvno {data.kvno}" if data.kvno is not None else ""))
     return [Key(e.etype, e.key) for e in sorted(matches, key=lambda e: -e.kvno)]
 
 
-def accept(entries: list[KeytabEntry], ap_req: bytes) -> KerberosContext:
-    """Steps 2 and 3 of the module docstring: the context keys from an AP-REQ and the keytab."""
+def keytab_keys(entries: list[KeytabEntry]) -> KeySource:
+    """The keys of a keytab, matched on principal, etype and kvno (RFC 4120 5.3)."""
+    return lambda realm, sname, data: _keytab_key(entries, realm, sname, data)
+
+
+def password_keys(password: str) -> KeySource:
+    """The key of the ticket's etype from a password (:func:`harness.capture.keytab.password_entries`:
+    RFC 4757 3 for etype 23, RFC 3962 4 with the principal's default salt for 17/18)."""
+    def keys(realm: str, sname: tuple[str, ...], data: EncryptedData) -> list[Key]:
+        if data.etype not in SUPPORTED_ETYPES:
+            raise NotDecryptable(f"ticket etype {data.etype} is not supported (only 17, 18 and 23)")
+        try:
+            entries = password_entries(password, realm, sname, (data.etype,))
+        except KeytabError as exc:
+            raise NotDecryptable(str(exc)) from exc
+        return _keytab_key(entries, realm, sname, data)
+    return keys
+
+
+def accept(entries: list[KeytabEntry] | KeySource, ap_req: bytes, *, wrong_key_fails: bool = True) -> KerberosContext:
+    """Steps 2 and 3 of the module docstring: the context keys from an AP-REQ and a keytab (or a
+    :data:`KeySource`). The ticket's etype picks the decryption (RFC 3961/3962 or RFC 4757 5).
+    A key that does not open the ticket is a ValueError, or NotDecryptable when
+    ``wrong_key_fails`` is false (a password that may not be the service's)."""
+    source = keytab_keys(entries) if isinstance(entries, list) else entries
     req = parse_ap_req(ap_req)
     failure: Exception | None = None
-    for key in _keytab_key(entries, req.realm, req.sname, req.ticket_part):
+    for key in source(req.realm, req.sname, req.ticket_part):
         try:
             ticket = fields(der(decrypt(key.etype, key.value, USAGE_TICKET, req.ticket_part.cipher)), 3)
             break
         except KerberosCryptoError as exc:
             failure = exc
     else:
-        raise ValueError(f"the keytab key does not decrypt the ticket for {'/'.join(req.sname)}@{req.realm}: "
-                         f"{failure}")
+        reason = (f"the {'keytab key' if wrong_key_fails else 'password'} does not decrypt the ticket for "
+                  f"{'/'.join(req.sname)}@{req.realm} (etype {req.ticket_part.etype}): {failure}")
+        if wrong_key_fails:
+            raise ValueError(reason)
+        raise NotDecryptable(reason + "; not the service account's password")
     session = encryption_key(_need(ticket, 1, "EncTicketPart key"))
     try:
         plain = decrypt(session.etype, session.value, USAGE_AUTHENTICATOR, req.authenticator.cipher)
@@ -338,7 +583,8 @@ def accept_reply(context: KerberosContext, ap_rep: bytes) -> None:
 
 
 
-def _open_stream(entries: list[KeytabEntry], stream: TcpStream) -> dict[tuple[bool, int], Opened]:
+def _open_stream(source: KeySource, stream: TcpStream, wrong_key_fails: bool = True
+                 ) -> dict[tuple[bool, int], Opened]:
     out: dict[tuple[bool, int], Opened] = {}
     requests = extract_messages(stream.to_server, True)
     responses = [r for r in extract_messages(stream.to_client, False, [m.method for m in requests])
@@ -349,7 +595,7 @@ def _open_stream(entries: list[KeytabEntry], stream: TcpStream) -> dict[tuple[bo
         ap_req = header_token(request.header("Authorization"), TOK_AP_REQ)
         if ap_req is not None:
             try:
-                context = accept(entries, ap_req)
+                context = accept(source, ap_req, wrong_key_fails=wrong_key_fails)
             except NotDecryptable as exc:
                 context, failure = None, exc
             except ValueError as exc:
@@ -385,10 +631,7 @@ def _open(out: dict[tuple[bool, int], Opened], context: KerberosContext | None, 
             return
         plain = bytearray()
         for part in parse_body(message.body, boundary):
-            opened = context.unwrap(from_client, part.signature + part.sealed)
-            if len(opened) != part.length:
-                raise ValueError(f"unwrapped length {len(opened)} differs from OriginalContent Length {part.length}")
-            plain += opened
+            plain += context.unwrap(from_client, part.signature + part.sealed, part.length)
         out[key] = bytes(plain)
     except KerberosDecodeError as exc:
         out[key] = str(exc)
@@ -410,14 +653,29 @@ def keytab_decryptor(keytab: Path) -> Decryptor:
             raise ValueError(reason)
 
         return unreadable_keytab
-    return stream_decryptor(lambda stream: _open_stream(entries, stream), "Kerberos")
+    source = keytab_keys(entries)
+    return stream_decryptor(lambda stream: _open_stream(source, stream), "Kerberos")
+
+
+def password_decryptor(password: str) -> Decryptor:
+    """A :data:`harness.capture.check.Decryptor` for Kerberos-sealed WinRM messages whose service
+    ticket the password's key opens (the service account's password; any etype 17/18/23). A ticket
+    it does not open leaves the stream's messages NotDecryptable."""
+    source = password_keys(password)
+    return stream_decryptor(lambda stream: _open_stream(source, stream, wrong_key_fails=False), "Kerberos")
 
 
 def _factory(keytab: str) -> Decryptor | None:
     return keytab_decryptor(Path(keytab)) if keytab else None
 
 
-register_keytab_decryptor_factory(_factory)
+def _password_factory(password: str) -> Decryptor | None:
+    return password_decryptor(password) if password else None
 
-__all__ = ["ApReq", "KerberosContext", "KerberosDecodeError", "accept", "accept_reply", "header_token",
-           "keytab_decryptor", "parse_ap_req"]
+
+register_keytab_decryptor_factory(_factory)
+register_kerberos_password_decryptor_factory(_password_factory)
+
+__all__ = ["ApReq", "KerberosContext", "KerberosDecodeError", "KeySource", "Rc4Unwrapped", "accept", "accept_reply",
+           "header_token", "keytab_decryptor", "keytab_keys", "parse_ap_req", "password_decryptor", "password_keys",
+           "rc4_unwrap", "rc4_wrap", "split_v1_framed", "split_v1_token", "strip_rc4_padding"]

@@ -7,6 +7,10 @@ a database created with ``kdb5_util create -s`` and a random master password, th
 ``WSMAN/`` siblings (random keys, exported to one keytab), and ``krb5kdc -n`` listening on a free
 loopback port (TCP and UDP). Every wait is bounded; the KDC is terminated (then killed) on exit.
 
+``mit_realm(directory, enctypes=RC4_ENCTYPES)`` builds the same realm with RC4-HMAC (etype 23,
+RFC 4757) keys only, and a krb5.conf that asks for RC4 tickets and session keys, as a Windows domain
+with older settings issues them.
+
 The environment is never changed here: :attr:`Realm.client_env` / :attr:`Realm.server_env` are the
 variables to hand to a subprocess or to a scoped ``monkeypatch`` only.
 """
@@ -30,6 +34,9 @@ SERVICE_HOST = "localhost"
 START_TIMEOUT = 15.0
 COMMAND_TIMEOUT = 30.0
 _SBIN = ("/usr/sbin", "/sbin", "/usr/local/sbin")
+AES_ENCTYPES = ("aes256-cts-hmac-sha1-96", "aes128-cts-hmac-sha1-96")
+RC4_ENCTYPES = ("rc4-hmac",)
+RC4_NAMES = frozenset({"rc4-hmac", "arcfour-hmac", "arcfour-hmac-md5"})
 
 
 class RealmUnavailable(Exception):
@@ -90,9 +97,17 @@ def _free_port() -> int:
     raise RealmUnavailable("no free loopback port for the KDC")
 
 
-def _write_configs(directory: Path, port: int) -> tuple[Path, Path]:
+def _write_configs(directory: Path, port: int, enctypes: tuple[str, ...] = AES_ENCTYPES) -> tuple[Path, Path]:
     krb5_conf = directory / "krb5.conf"
     kdc_conf = directory / "kdc.conf"
+    names = " ".join(enctypes)
+    # only for a non-default set: the client then asks for (and accepts) these enctypes alone.
+    # allow_rc4: MIT krb5 1.21 (and distribution backports of the CVE-2025-3576 fix) issue no RC4
+    # session key without it; older KDCs ignore the unknown relation.
+    client_enctypes = ("" if enctypes == AES_ENCTYPES else
+                       f"  permitted_enctypes = {names}\n  default_tkt_enctypes = {names}\n"
+                       f"  default_tgs_enctypes = {names}\n"
+                       + ("  allow_rc4 = true\n" if any(e in RC4_NAMES for e in enctypes) else ""))
     krb5_conf.write_text(
         "[libdefaults]\n"
         f"  default_realm = {REALM}\n"
@@ -103,6 +118,7 @@ def _write_configs(directory: Path, port: int) -> tuple[Path, Path]:
         "  udp_preference_limit = 1\n"
         "  forwardable = true\n"
         "  ticket_lifetime = 1h\n"
+        f"{client_enctypes}"
         "[realms]\n"
         f"  {REALM} = {{\n    kdc = 127.0.0.1:{port}\n  }}\n"
         "[domain_realm]\n"
@@ -119,7 +135,7 @@ def _write_configs(directory: Path, port: int) -> tuple[Path, Path]:
         f"    acl_file = {directory / 'kadm5.acl'}\n"
         "    max_life = 1h\n"
         "    max_renewable_life = 1h\n"
-        "    supported_enctypes = aes256-cts-hmac-sha1-96:normal aes128-cts-hmac-sha1-96:normal\n"
+        f"    supported_enctypes = {' '.join(e + ':normal' for e in enctypes)}\n"
         "  }\n"
         "[logging]\n"
         f"  kdc = FILE:{directory / 'kdc.log'}\n",
@@ -152,15 +168,16 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> No
 
 
 @contextlib.contextmanager
-def mit_realm(directory: Path) -> Iterator[Realm]:
-    """Build and run the realm in ``directory`` (must be empty and private); RealmUnavailable on failure."""
+def mit_realm(directory: Path, enctypes: tuple[str, ...] = AES_ENCTYPES) -> Iterator[Realm]:
+    """Build and run the realm in ``directory`` (must be empty and private); RealmUnavailable on failure.
+    ``enctypes`` are the key (and ticket) encryption types of every principal, e.g. RC4_ENCTYPES."""
     missing = missing_programs()
     if missing:
         raise RealmUnavailable(f"MIT Kerberos KDC programs not installed: {', '.join(missing)}")
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o700)
     port = _free_port()
-    krb5_conf, kdc_conf = _write_configs(directory, port)
+    krb5_conf, kdc_conf = _write_configs(directory, port, tuple(enctypes))
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "KRB5_CONFIG": str(krb5_conf),
            "KRB5_KDC_PROFILE": str(kdc_conf)}
     password = "Krb-" + secrets.token_urlsafe(12)
