@@ -64,25 +64,54 @@ def kdc_module() -> ModuleType:
     return sys.modules[name]
 
 
-@pytest.fixture(scope="session")
-def realm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """One MIT realm (WMH.TEST) with a KDC on loopback for the whole session; skips with the reason
-    when krb5kdc or python-gssapi is missing."""
+def _built_realm(tmp_path_factory: pytest.TempPathFactory, name: str,
+                 enctypes: tuple[str, ...] | None) -> Iterator[Any]:
+    """A loopback MIT realm (WMH.TEST) for the whole session, with ``enctypes`` (None: the AES
+    default); skips with the reason when krb5kdc or python-gssapi is missing or the KDC refuses."""
     kdc = kdc_module()
     reason = kdc.gssapi_missing() or (
         f"MIT KDC not installed: {', '.join(kdc.missing_programs())}" if kdc.missing_programs() else None)
     if reason:
         pytest.skip(reason)
+    directory = tmp_path_factory.mktemp(name) / "realm"
     try:
-        with kdc.mit_realm(tmp_path_factory.mktemp("krb") / "realm") as built:
+        with (kdc.mit_realm(directory) if enctypes is None else kdc.mit_realm(directory, enctypes)) as built:
             yield built
     except kdc.RealmUnavailable as exc:
-        pytest.skip(f"Kerberos realm could not be built: {exc}")
+        pytest.skip(f"Kerberos realm ({name}) could not be built: {exc}")
+
+
+def _realm_env(built: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    for name, value in {**built.client_env, **built.server_env}.items():
+        monkeypatch.setenv(name, value)
+    return built
+
+
+@pytest.fixture(scope="session")
+def kdc() -> ModuleType:
+    """tests/kdc/mit_realm.py itself (RC4_ENCTYPES, find_program, ...)."""
+    return kdc_module()
+
+
+@pytest.fixture(scope="session")
+def realm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One MIT realm (WMH.TEST, AES keys) with a KDC on loopback for the whole session."""
+    yield from _built_realm(tmp_path_factory, "krb", None)
 
 
 @pytest.fixture
 def krb_env(realm: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The realm's client and acceptor variables for this test only (both live in this process)."""
-    for name, value in {**realm.client_env, **realm.server_env}.items():
-        monkeypatch.setenv(name, value)
-    return realm
+    return _realm_env(realm, monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def rc4_realm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A second loopback realm whose keys (user, krbtgt, HTTP/) are all RC4-HMAC (etype 23, RFC 4757)."""
+    yield from _built_realm(tmp_path_factory, "krb-rc4", tuple(kdc_module().RC4_ENCTYPES))
+
+
+@pytest.fixture
+def rc4_env(rc4_realm: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The RC4 realm's client and acceptor variables for this test only."""
+    return _realm_env(rc4_realm, monkeypatch)

@@ -183,6 +183,34 @@ def _headers(block: bytes) -> dict[str, str]:
     return headers
 
 
+def _is_rfc1964_wrap_token(signature: bytes) -> bool:
+    """True for an RFC 1964 / RFC 4757 7.3 wrap token (TOK_ID 02 01, the RC4-HMAC form), bare or
+    inside the GSS framing of RFC 2743 3.1 (0x60, DER length, mechanism OID); RFC 4121 tokens
+    (TOK_ID 05 04) and NTLM signatures are not."""
+    if signature[:2] == b"\x02\x01":
+        return True
+    if signature[:1] != b"\x60" or len(signature) < 4:
+        return False
+    pos = 2 if signature[1] < 0x80 else 2 + (signature[1] & 0x7F)
+    if pos + 2 > len(signature) or signature[pos] != 0x06:
+        return False
+    pos += 2 + signature[pos + 1]
+    return signature[pos:pos + 2] == b"\x02\x01"
+
+
+def _without_rfc1964_padding(signature: bytes, plain: bytes) -> bytes:
+    """The SOAP bytes of an unwrapped RFC 1964-style message without its pad (RFC 1964 1.2.2.3:
+    1 to 8 bytes each holding the pad length; RC4-HMAC pads with one byte, RFC 4757 7.3). The
+    peer counts the pad in OriginalContent Length (pyspnego / pypsrp behaviour), so it is removed
+    only after the length check. A SOAP message never ends in a byte below 9."""
+    if not plain or not _is_rfc1964_wrap_token(signature):
+        return plain
+    pad = plain[-1]
+    if 1 <= pad <= 8 and len(plain) >= pad and plain[-pad:] == bytes([pad]) * pad:
+        return plain[:-pad]
+    return plain
+
+
 def wrap_message(context: WinRMSealer, message: bytes, protocol: str = SPNEGO_PROTOCOL) -> tuple[str, bytes]:
     """Seal ``message``: returns ``(Content-Type, body)`` (MS-WSMV 2.2.9.1.1)."""
     result = context.wrap_winrm(message)
@@ -204,7 +232,7 @@ def unwrap_message(context: WinRMSealer, content_type_value: str, body: bytes, *
             raise EncryptionError(f"cannot unseal message: {type(exc).__name__}") from exc
         if len(plain) != part.length:
             raise EncryptionError(f"unsealed length {len(plain)} differs from OriginalContent Length {part.length}")
-        out += plain
+        out += _without_rfc1964_padding(part.signature, plain)
         if len(out) > max_length:
             raise EncryptionError(f"decrypted message exceeds {max_length} bytes")
     return bytes(out)

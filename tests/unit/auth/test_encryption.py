@@ -124,3 +124,35 @@ def test_several_parts_are_concatenated(pair: tuple[Any, Any]) -> None:
         parts.append(EncryptedPart(SPNEGO_PROTOCOL, "application/soap+xml;charset=UTF-8", len(chunk),
                                    res.header, res.data))
     assert unwrap_message(server, content_type(), build_body(parts)) == b"<a><b/></a>"
+
+
+class _PaddingSealer:
+    """A sealer whose tokens have a chosen header and whose data carries an RFC 1964 pad byte, as
+    MIT's RC4-HMAC wrap does (the cipher here is the identity: only the framing is under test)."""
+
+    def __init__(self, token_header: bytes) -> None:
+        self.token_header = token_header
+
+    def wrap_winrm(self, data: bytes) -> Any:
+        from spnego import WinRMWrapResult
+
+        return WinRMWrapResult(header=self.token_header, data=data + b"\x01", padding_length=1)
+
+    def unwrap_winrm(self, header: bytes, data: bytes) -> bytes:
+        assert header == self.token_header
+        return data
+
+
+# GSS framing (RFC 2743 3.1) around the Kerberos OID, then TOK_ID 02 01 (RFC 1964 / RFC 4757 7.3)
+_RC4_TOKEN = bytes.fromhex("602b06092a864886f712010202") + b"\x02\x01" + bytes(30)
+_AES_TOKEN = b"\x05\x04" + bytes(58)   # RFC 4121 4.2.6.2: never stripped
+
+
+@pytest.mark.spec("RFC 1964 1.2.2.3", "RFC 4757 7.3", "MS-WSMV 2.2.9.1.1")
+@pytest.mark.parametrize(("token", "stripped"), [(_RC4_TOKEN, True), (_RC4_TOKEN[13:], True), (_AES_TOKEN, False)])
+def test_rfc1964_pad_counted_in_length_but_not_in_the_soap(token: bytes, stripped: bool) -> None:
+    message = b"<s:Envelope>...</s:Envelope>"
+    ctype, body = wrap_message(_PaddingSealer(token), message)
+    assert b"Length=%d" % (len(message) + 1) in body, "the pad counts in OriginalContent Length (pyspnego, pypsrp)"
+    opened = unwrap_message(_PaddingSealer(token), ctype, body)
+    assert opened == (message if stripped else message + b"\x01")

@@ -88,6 +88,20 @@ async def test_kerberos_scheme_sealed_over_http(krb_env: Any) -> None:
     assert_no_secret(tap, krb_env.password)
 
 
+@pytest.mark.spec("RFC 4757 7.3", "MS-WSMV 2.2.9.1.1")
+async def test_rc4_hmac_kerberos_session_sealed_over_http(rc4_env: Any) -> None:
+    """An RC4-HMAC realm (older Windows domains): wrap tokens are RFC 1964 style (RFC 4757 7.3) and
+    carry a pad byte, which must not reach the SOAP parser in either direction."""
+    tap = Tap()
+    async with serve(config(allow_basic=False, allow_unencrypted=False, allow_kerberos=True)) as url, \
+            WSManClient(target(url, "kerberos", rc4_env.principal, rc4_env.password), tap=tap) as client:
+        for _ in range(2):
+            assert (await client.get(SERVICE, {"Name": "WinRM"})).properties["Name"] == "WinRM"
+    sealed = [e for e in tap.exchanges if e.direction == "request" and e.body]
+    assert len(sealed) == 2 and all(KERBEROS_PROTOCOL in e.headers["Content-Type"] for e in sealed)
+    assert_no_secret(tap, rc4_env.password)
+
+
 @pytest.mark.spec("RFC 4178", "RFC 4559 4")
 async def test_kerberos_under_negotiate_when_the_scheme_is_not_offered(krb_env: Any) -> None:
     tap = Tap()

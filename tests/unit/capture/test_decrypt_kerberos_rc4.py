@@ -20,10 +20,7 @@ RFC 4757 itself publishes no test vectors. Skipped with the reason when krb5kdc 
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
-import sys
-from collections.abc import Iterator
 from http import HTTPStatus
 from pathlib import Path
 from types import ModuleType
@@ -64,43 +61,7 @@ from harness.capture.tcpip import ipv4_bytes
 from harness.transport.tap import Exchange
 from harness.wire.wsman import parse_envelope
 
-# --- the RC4 realm ---------------------------------------------------------------------------------
-
-KDC_HELPER = Path(__file__).resolve().parents[2] / "kdc" / "mit_realm.py"
-
-
-def _kdc_module() -> ModuleType:
-    """tests/kdc/mit_realm.py, under the name tests/conftest.py loads it with (tests/ is not a package)."""
-    name = "wmh_tests_kdc_mit_realm"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, KDC_HELPER)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-@pytest.fixture(scope="module")
-def rc4_realm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A loopback MIT realm whose keys (user, krbtgt, HTTP/) are all RC4-HMAC."""
-    kdc = _kdc_module()
-    reason = kdc.gssapi_missing() or (
-        f"MIT KDC not installed: {', '.join(kdc.missing_programs())}" if kdc.missing_programs() else None)
-    if reason:
-        pytest.skip(reason)
-    try:
-        with kdc.mit_realm(tmp_path_factory.mktemp("krb-rc4") / "realm", kdc.RC4_ENCTYPES) as built:
-            yield built
-    except kdc.RealmUnavailable as exc:
-        pytest.skip(f"RC4 Kerberos realm could not be built: {exc}")
-
-
-@pytest.fixture
-def rc4_env(rc4_realm: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    for name, value in {**rc4_realm.client_env, **rc4_realm.server_env}.items():
-        monkeypatch.setenv(name, value)
-    return rc4_realm
+# --- the RC4 realm: tests/conftest.py (rc4_realm, rc4_env, kdc) ---------------------------------
 
 
 def _gss_pair(realm: Any, hostname: str = "localhost") -> tuple[Any, Any, bytes, bytes | None]:
@@ -224,13 +185,12 @@ def test_rc4_sealed_session_is_decrypted(rc4_env: Any, mock_session: tuple[list[
 
 
 def test_rc4_sealed_session_opens_with_the_service_password(
-        rc4_realm: Any, mock_session: tuple[list[Exchange], str], tmp_path: Path,
+        rc4_realm: Any, kdc: ModuleType, mock_session: tuple[list[Exchange], str], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """RC4 keys have no salt (RFC 4757 3): the service account's password alone opens its tickets."""
     from harness.capture.keytab import KeytabEntry
 
     password = "Svc-" + base64.b16encode(bytes(range(6))).decode()
-    kdc = _kdc_module()
     env = {"PATH": "/usr/bin:/bin", "KRB5_CONFIG": str(rc4_realm.krb5_conf),
            "KRB5_KDC_PROFILE": str(rc4_realm.directory / "kdc.conf")}
     keytab = tmp_path / "svc.keytab"
