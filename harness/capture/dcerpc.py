@@ -25,7 +25,14 @@ DCE/RPC (ncacn_ip_tcp, C706 12; MS-RPCE 2.2.2):
 * in every plaintext request or response stub each ``MInterfacePointer`` holding an OBJREF_CUSTOM
   (MS-DCOM 2.2.14, 2.2.18.6), the form IWbemClassObject travels in (MS-WMI 2.2.4), is decoded with
   :mod:`harness.wire.wmio` (MS-WMIO 2.2.1 EncodingUnit): class name and property count per object.
-  An ORPC response ends with the method's HRESULT (MS-DCOM 2.2.13; MS-WMI 2.2.11), reported too.
+  An ORPC response ends with the method's HRESULT (MS-DCOM 2.2.13; MS-WMI 2.2.11), reported too;
+* IWbemWCOSmartEnum::Next responses (MS-WMI 3.1.4.7.1) carry their objects in an ObjectArray
+  (MS-WMI 2.2.14), decoded with :mod:`harness.wire.wmi.datapacket` and one classID cache per smart
+  enumerator IPID and proxyGUID of the connection, so WBEMOBJECT_INSTANCE_NOCLASS objects resolve
+  against the class sent in an earlier call. The smart enumerator is recognised by the presentation
+  context's interface or by its IPID (learnt from the OBJREF_STANDARD that GetSmartEnum returns):
+  the IPID, not the context, selects the interface (MS-DCOM 3.1.1.5.1), and clients such as aiowmi
+  call it on a context bound for another interface.
 
 Verdicts: ``pass``, ``fail`` (malformed PDU, signature that does not verify, broken fragments,
 undecodable object, response without request), ``encrypted`` (sealed, no password given or no key)
@@ -45,14 +52,17 @@ from typing import Literal
 
 from harness.auth.ntlm_cbt import find_ntlm_message
 from harness.capture.reader import HalfStream, TcpStream
-from harness.wire.dcom.ndr import NdrError
+from harness.wire.dcom.ndr import NdrError, NdrReader
 from harness.wire.dcom.orpc import (
     IID_IOBJECTEXPORTER,
     IID_IREMOTESCMACTIVATOR,
     IID_IREMUNKNOWN,
     IID_IREMUNKNOWN2,
     ObjRefCustom,
+    ObjRefStandard,
     decode_objref,
+    read_orpcthat,
+    read_orpcthis,
 )
 from harness.wire.dcom.pdu import (
     HEADER_SIZE,
@@ -80,6 +90,14 @@ from harness.wire.wmi.constants import (
     IID_IWBEM_OBJECT_SINK,
     IID_IWBEM_SERVICES,
 )
+from harness.wire.wmi.datapacket import ClassCache, DataPacketError, ObjectType, PacketType, decode_object_array
+from harness.wire.wmi.smartenum import (
+    IID_IWBEM_FETCH_SMART_ENUM,
+    IID_IWBEM_WCO_SMART_ENUM,
+    OPNUM_SMART_NEXT,
+    read_next_request,
+    read_next_response,
+)
 from harness.wire.wmio import WmiClass, WmiInstance, WmioError, decode_encoding_unit
 
 Verdict = Literal["pass", "fail", "encrypted", "info"]
@@ -95,8 +113,8 @@ _KEY_EXCH = 0x40000000
 #: A common header (C706 12.6.3.1): version 5.0/5.1, a known PTYPE, little-endian ASCII IEEE drep.
 _HEADER_AT = re.compile(rb"\x05[\x00\x01][\x00\x02\x03\x0b-\x13][\x00-\xff]\x10\x00\x00\x00", re.DOTALL)
 
-IID_IWBEM_FETCH_SMART_ENUM = uuid.UUID("1c1c45ee-4395-11d2-b60b-00104b703efd")
-IID_IWBEM_WCO_SMART_ENUM = uuid.UUID("423ec01e-2e35-11d2-b604-00104b703efd")
+#: Smart enumerators (IPID, proxyGUID) whose classID caches one connection keeps.
+MAX_SMART_CACHES = 256
 
 _IUNKNOWN = ("QueryInterface", "AddRef", "Release")
 
@@ -320,6 +338,52 @@ def summarise(descriptions: list[str]) -> list[str]:
     return out
 
 
+def smart_enum_ipids(stub: bytes) -> list[uuid.UUID]:
+    """IPIDs of the IWbemWCOSmartEnum OBJREF_STANDARDs (MS-DCOM 2.2.18.4) in a stub: what
+    IWbemFetchSmartEnum::GetSmartEnum returns (MS-WMI 3.1.4.6.1)."""
+    found: list[uuid.UUID] = []
+    pos = stub.find(_OBJREF_MEOW)
+    while pos >= 0 and len(found) < MAX_OBJECTS:
+        if pos >= 8:
+            count, max_count = struct.unpack_from("<II", stub, pos - 8)
+            if count == max_count and pos + count <= len(stub):
+                try:
+                    ref = decode_objref(stub[pos:pos + count])
+                except NdrError:
+                    ref = None
+                if isinstance(ref, ObjRefStandard) and ref.iid == IID_IWBEM_WCO_SMART_ENUM:
+                    found.append(ref.std.ipid)
+        pos = stub.find(_OBJREF_MEOW, pos + 4)
+    return found
+
+
+def describe_object_array(stub: bytes, cache: ClassCache) -> tuple[list[str], list[str]]:
+    """The objects of an IWbemWCOSmartEnum::Next response stub (ORPCTHAT, puReturned, pdwBuffSize,
+    pBuffer, HRESULT; MS-WMI 3.1.4.7.1), decoded as an ObjectArray (2.2.14) with ``cache``:
+    (descriptions as :func:`find_objects` gives them, then one line on the packet; errors)."""
+    try:
+        r = NdrReader(stub)
+        read_orpcthat(r)
+        resp = read_next_response(r)
+    except NdrError as exc:
+        return [], [f"IWbemWCOSmartEnum::Next response stub: {exc.reason}"]
+    if resp.buffer is None:
+        return [], []
+    try:
+        packet = decode_object_array(resp.buffer, cache=cache, packet_type=PacketType.SMARTENUM_NEXT)
+    except DataPacketError as exc:
+        return [], [f"ObjectArray (MS-WMI 2.2.14) does not decode: {exc}"]
+    errors: list[str] = []
+    if resp.returned != len(packet.entries):
+        errors.append(f"puReturned {resp.returned} but the ObjectArray holds {len(packet.entries)} objects")
+    kinds = [e.kind for e in packet.entries]
+    full = kinds.count(ObjectType.INSTANCE)
+    bare = kinds.count(ObjectType.INSTANCE_NOCLASS)
+    line = (f"ObjectArray of {len(kinds)} object(s), {len(resp.buffer)} octets: {full} instance(s) with their "
+            f"class, {bare} without (class sent before), {kinds.count(ObjectType.CLASS)} class(es)")
+    return [describe_object(e.obj) for e in packet.entries] + [line], errors
+
+
 def _hresult(stub: bytes) -> str | None:
     return f"HRESULT 0x{struct.unpack_from('<I', stub, len(stub) - 4)[0]:08x}" if len(stub) >= 4 else None
 
@@ -335,6 +399,17 @@ class _Connection:
     proposed: dict[int, dict[int, uuid.UUID]] = field(default_factory=dict)   # call_id -> ctx -> iid
     auth: dict[int, _AuthContext] = field(default_factory=dict)
     calls: dict[int, tuple[uuid.UUID | None, int]] = field(default_factory=dict)   # call_id -> (iid, opnum)
+    smart_ipids: set[uuid.UUID] = field(default_factory=set)   # IWbemWCOSmartEnum IPIDs seen in responses
+    smart_calls: dict[int, tuple[uuid.UUID | None, uuid.UUID]] = field(default_factory=dict)  # call -> (IPID, proxy)
+    smart_caches: dict[tuple[uuid.UUID | None, uuid.UUID], ClassCache] = field(default_factory=dict)
+
+    def smart_cache(self, key: tuple[uuid.UUID | None, uuid.UUID]) -> ClassCache:
+        cache = self.smart_caches.get(key)
+        if cache is None:
+            if len(self.smart_caches) >= MAX_SMART_CACHES:
+                self.smart_caches.pop(next(iter(self.smart_caches)))
+            cache = self.smart_caches[key] = ClassCache()
+        return cache
     reassembly: dict[bool, Reassembler] = field(default_factory=lambda: {True: Reassembler(MAX_CALL),
                                                                          False: Reassembler(MAX_CALL)})
 
@@ -504,6 +579,8 @@ def _on_call(conn: _Connection, from_client: bool, pdu: Pdu, body: Request | Res
         iid = conn.contexts.get(body.context_id)
         if iid is None:
             msg.errors.append(f"presentation context {body.context_id} was never bound")
+        if body.object_uuid is not None and body.object_uuid in conn.smart_ipids:
+            iid = IID_IWBEM_WCO_SMART_ENUM     # the IPID selects the interface (MS-DCOM 3.1.1.5.1)
         conn.calls[pdu.call_id] = (iid, body.opnum)
         msg.method = method_name(iid, body.opnum)
     else:
@@ -530,11 +607,38 @@ def _on_call(conn: _Connection, from_client: bool, pdu: Pdu, body: Request | Res
         msg.summary += " (fragment)"
         return
     objects, errors = find_objects(whole)
-    msg.objects = summarise(objects)
-    msg.errors += errors
+    smart_objects, smart_errors = _smart_enum(conn, pdu, body, whole, msg)
+    msg.objects = summarise(objects + smart_objects)
+    msg.errors += errors + smart_errors
     if isinstance(body, Response) and msg.method and not msg.method.startswith(("IObjectExporter", "opnum")):
         status = _hresult(whole)
         if status:
             msg.objects.append(status)
     if msg.errors and msg.verdict == "pass":
         msg.verdict = "fail"
+
+
+def _smart_enum(conn: _Connection, pdu: Pdu, body: Request | Response, whole: bytes,
+                msg: RpcMessage) -> tuple[list[str], list[str]]:
+    """Smart enumeration bookkeeping of one complete call stub: remembers the IPIDs GetSmartEnum
+    hands out and the (IPID, proxyGUID) of each IWbemWCOSmartEnum::Next request, and decodes the
+    ObjectArray of its response (MS-WMI 3.1.4.6.1, 3.1.4.7.1, 2.2.14)."""
+    smart_next = f"IWbemWCOSmartEnum::{INTERFACES[IID_IWBEM_WCO_SMART_ENUM][1][OPNUM_SMART_NEXT]}"
+    if isinstance(body, Request):
+        if msg.method == smart_next:
+            try:
+                r = NdrReader(whole)
+                read_orpcthis(r)
+                proxy = read_next_request(r).proxy_guid
+            except NdrError as exc:
+                return [], [f"IWbemWCOSmartEnum::Next request stub: {exc.reason}"]
+            conn.smart_calls[pdu.call_id] = (body.object_uuid, proxy)
+        return [], []
+    # Any response may hand out the interface (GetSmartEnum, also when called on a foreign context).
+    for ipid in smart_enum_ipids(whole):
+        if len(conn.smart_ipids) < MAX_OBJECTS:
+            conn.smart_ipids.add(ipid)
+    target = conn.smart_calls.pop(pdu.call_id, None)
+    if target is None:
+        return [], []
+    return describe_object_array(whole, conn.smart_cache(target))

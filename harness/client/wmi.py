@@ -6,6 +6,11 @@ connects to the OXID binding it names, calls IWbemLevel1Login::NTLMLogin (MS-WMI
 offers the IWbemServices calls the suites need. Objects come back as pywbem instances/classes
 (MS-WMIO decoded, :mod:`harness.wire.wmio.pywbem_bridge`); failures raise :class:`WmiError` with the
 HRESULT (MS-WMI 2.2.11).
+
+Enumerators (IEnumWbemClassObject) read with IEnumWbemClassObject::Next, or, with ``smart=True``,
+the way Windows clients do (MS-WMI 3.2.4.2.8): IRemUnknown::RemQueryInterface for
+IWbemFetchSmartEnum, GetSmartEnum, then IWbemWCOSmartEnum::Next, whose objects arrive as an
+ObjectArray with each class sent once (MS-WMI 2.2.14; :mod:`harness.wire.wmi.datapacket`).
 """
 
 from __future__ import annotations
@@ -54,6 +59,17 @@ from harness.wire.wmi.constants import (
     WBEM_S_NO_ERROR,
     WBEM_S_TIMEDOUT,
     WBEM_STATUS_COMPLETE,
+)
+from harness.wire.wmi.datapacket import ClassCache, DataPacketError, ObjectArray, PacketType, decode_object_array
+from harness.wire.wmi.smartenum import (
+    IID_IWBEM_FETCH_SMART_ENUM,
+    IID_IWBEM_WCO_SMART_ENUM,
+    OPNUM_GET_SMART_ENUM,
+    OPNUM_SMART_NEXT,
+    SmartNextRequest,
+    read_get_smart_enum_response,
+    read_next_response,
+    write_next_request,
 )
 from harness.wire.wmio import WmiClass, WmiInstance, WmioError, decode_encoding_unit, encode_encoding_unit
 from harness.wire.wmio.pywbem_bridge import (
@@ -110,18 +126,40 @@ def to_pywbem(obj: WmiClass | WmiInstance) -> pywbem.CIMInstance | pywbem.CIMCla
     return to_pywbem_instance(obj) if isinstance(obj, WmiInstance) else to_pywbem_class(obj)
 
 
+def _timeout_ms(timeout: float | None) -> int:
+    return WBEM_INFINITE if timeout is None else int(timeout * 1000)
+
+
 @dataclass
 class WmiEnumerator:
-    """An IEnumWbemClassObject (MS-WMI 3.2.4.2): ``next`` pulls objects, semisynchronously."""
+    """An IEnumWbemClassObject (MS-WMI 3.2.4.2): ``next`` pulls objects, semisynchronously.
+
+    ``smart=True`` reads through IWbemWCOSmartEnum (MS-WMI 3.2.4.2.8): on the first ``next`` the
+    enumerator asks IRemUnknown::RemQueryInterface for IWbemFetchSmartEnum; when the server refuses,
+    the client "MUST ignore the error" and uses IEnumWbemClassObject::Next (``optimized`` False),
+    else it calls GetSmartEnum and IWbemWCOSmartEnum::Next from then on (``optimized`` True), with
+    one random proxyGUID and one classID cache (``class_cache``) for all its calls. ``last_packet``
+    is the last ObjectArray received."""
 
     client: WmiClient
     ipid: uuid.UUID
     done: bool = field(default=False)
+    smart: bool = False
+    optimized: bool | None = None
+    smart_ipid: uuid.UUID | None = None
+    proxy_guid: uuid.UUID = field(default_factory=uuid.uuid4)
+    class_cache: ClassCache = field(default_factory=ClassCache)
+    last_packet: ObjectArray | None = None
 
     async def next(self, count: int = 1, timeout: float | None = None) -> list[WmiClass | WmiInstance]:
-        """IEnumWbemClassObject::Next; ``timeout`` None = WBEM_INFINITE. Sets ``done`` on WBEM_S_FALSE."""
+        """IEnumWbemClassObject::Next, or IWbemWCOSmartEnum::Next when ``smart`` (and the server
+        offers it); ``timeout`` None = WBEM_INFINITE. Sets ``done`` on WBEM_S_FALSE."""
+        if self.smart and self.optimized is None:
+            await self._open_smart()
+        if self.optimized:
+            return await self._next_smart(count, timeout)
         w = _orpc()
-        w.u32(WBEM_INFINITE if timeout is None else int(timeout * 1000))
+        w.u32(_timeout_ms(timeout))
         w.u32(count)
         r = await self.client._call(IID_IENUM_WBEM_CLASS_OBJECT, 4, w, self.ipid)
         r.count("apObjects max count", 0)
@@ -137,6 +175,46 @@ class WmiEnumerator:
             self.done = True
         return [_class_object(ref) for ref in refs]
 
+    async def _open_smart(self) -> None:
+        """RemQueryInterface(IWbemFetchSmartEnum) then GetSmartEnum (MS-WMI 3.2.4.2.8, 3.1.4.6.1)."""
+        status, fetch, refs = await self.client.query_interface(self.ipid, IID_IWBEM_FETCH_SMART_ENUM)
+        if status != 0 or fetch is None:
+            self.optimized = False       # "the client MUST ignore the error" (3.2.4.2.8)
+            return
+        try:
+            r = await self.client._call(IID_IWBEM_FETCH_SMART_ENUM, OPNUM_GET_SMART_ENUM, _orpc(), fetch)
+            ref, status = read_get_smart_enum_response(r)
+        finally:
+            await self.client.release(fetch, refs)
+        if status != WBEM_S_NO_ERROR or ref is None:
+            raise WmiError("IWbemFetchSmartEnum::GetSmartEnum", status)
+        self.smart_ipid = _ipid_of(ref)
+        self.optimized = True
+
+    async def _next_smart(self, count: int, timeout: float | None) -> list[WmiClass | WmiInstance]:
+        """IWbemWCOSmartEnum::Next (3.1.4.7.1): the ObjectArray decoded with this enumerator's classID
+        cache; puReturned and pdwBuffSize must agree with it."""
+        assert self.smart_ipid is not None
+        w = _orpc()
+        write_next_request(w, SmartNextRequest(self.proxy_guid, _timeout_ms(timeout), count))
+        r = await self.client._call(IID_IWBEM_WCO_SMART_ENUM, OPNUM_SMART_NEXT, w, self.smart_ipid)
+        resp = read_next_response(r)
+        if resp.hresult not in (WBEM_S_NO_ERROR, WBEM_S_FALSE, WBEM_S_TIMEDOUT):
+            raise WmiError("IWbemWCOSmartEnum::Next", resp.hresult)
+        if resp.hresult == WBEM_S_FALSE:
+            self.done = True
+        objs: list[WmiClass | WmiInstance] = []
+        if resp.buffer is not None:
+            try:
+                self.last_packet = decode_object_array(resp.buffer, cache=self.class_cache,
+                                                       packet_type=PacketType.SMARTENUM_NEXT)
+            except DataPacketError as exc:
+                raise NdrError(f"bad ObjectArray: {exc}") from exc
+            objs = self.last_packet.objects
+        if len(objs) != resp.returned:
+            raise NdrError(f"puReturned {resp.returned} but the ObjectArray holds {len(objs)} objects")
+        return objs
+
     async def all(self, batch: int = 50) -> list[WmiClass | WmiInstance]:
         out: list[WmiClass | WmiInstance] = []
         while not self.done:
@@ -151,6 +229,9 @@ class WmiEnumerator:
         self.done = False
 
     async def release(self) -> None:
+        if self.smart_ipid is not None:
+            await self.client.release(self.smart_ipid)
+            self.smart_ipid = None
         await self.client.release(self.ipid)
 
 
@@ -323,16 +404,44 @@ class WmiClient:
         read_orpcthat(r)
         return r
 
-    async def release(self, ipid: uuid.UUID) -> None:
-        """IRemUnknown::RemRelease of all public references (MS-DCOM 3.1.1.5.6.1.3)."""
+    async def release(self, ipid: uuid.UUID, refs: int = 5) -> None:
+        """IRemUnknown::RemRelease of ``refs`` public references (MS-DCOM 3.1.1.5.6.1.3); 5 is what
+        the interface pointers of an OBJREF grant here."""
         w = _orpc()
         w.u16(1)
         w.u32(1)
         w.guid(ipid)
-        w.u32(5)
+        w.u32(refs)
         w.u32(0)
         r = await self._call(IID_IREMUNKNOWN, 5, w, self.ipid_remunknown)
         r.u32("HRESULT")
+
+    async def query_interface(self, ipid: uuid.UUID, iid: uuid.UUID) -> tuple[int, uuid.UUID | None, int]:
+        """IRemUnknown::RemQueryInterface (MS-DCOM 3.1.1.5.6.1.1) of one interface, one reference:
+        (the REMQIRESULT hResult, the new IPID or None, public references granted)."""
+        w = _orpc()
+        w.guid(ipid)
+        w.u32(1)                  # cRefs
+        w.u16(1)                  # cIids
+        w.u32(1)                  # iids conformance
+        w.guid(iid)
+        r = await self._call(IID_IREMUNKNOWN, 3, w, self.ipid_remunknown)
+        if not r.referent("ppQIResults"):
+            return r.u32("HRESULT") or 0x80004002, None, 0
+        if r.count("ppQIResults", 48) != 1:
+            raise NdrError("RemQueryInterface answered another number of REMQIRESULTs than asked")
+        r.align(8)
+        result = r.u32("hResult")
+        r.align(8)                # STDOBJREF (MS-DCOM 2.2.18.2)
+        r.u32("flags")
+        refs = r.u32("cPublicRefs")
+        r.u64("oxid")
+        r.u64("oid")
+        new_ipid = r.guid("ipid")
+        status = r.u32("HRESULT")
+        if status != 0:
+            return status, None, 0
+        return result, (new_ipid if result == 0 else None), refs
 
     # ---------------------------------------------------------------------------- IWbemServices
 
@@ -356,40 +465,40 @@ class WmiClient:
             raise WmiError("GetObject", status, path)
         return _class_object(ref)
 
-    async def _enum_call(self, opnum: int, w: NdrWriter, what: str) -> WmiEnumerator:
+    async def _enum_call(self, opnum: int, w: NdrWriter, what: str, smart: bool = False) -> WmiEnumerator:
         r = await self._call(IID_IWBEM_SERVICES, opnum, w, self.services)
         ref = r.interface_pointer("ppEnum")
         status = r.u32("HRESULT")
         if status != 0 or ref is None:
             raise WmiError(what, status)
-        return WmiEnumerator(self, _ipid_of(ref))
+        return WmiEnumerator(self, _ipid_of(ref), smart=smart)
 
     async def exec_query_enum(self, query: str, flags: int = WBEM_FLAG_RETURN_IMMEDIATELY | WBEM_FLAG_FORWARD_ONLY,
-                              language: str = "WQL") -> WmiEnumerator:
-        """IWbemServices::ExecQuery (MS-WMI 3.1.4.3.18)."""
+                              language: str = "WQL", *, smart: bool = False) -> WmiEnumerator:
+        """IWbemServices::ExecQuery (MS-WMI 3.1.4.3.18); ``smart``: read through IWbemWCOSmartEnum."""
         w = _orpc()
         w.bstr(language)
         w.bstr(query)
         w.i32(flags)
         w.interface_pointer(None)
-        return await self._enum_call(20, w, "ExecQuery")
+        return await self._enum_call(20, w, "ExecQuery", smart)
 
-    async def exec_query(self, query: str, language: str = "WQL") -> list[pywbem.CIMInstance]:
-        enum = await self.exec_query_enum(query, language=language)
+    async def exec_query(self, query: str, language: str = "WQL", *, smart: bool = False) -> list[pywbem.CIMInstance]:
+        enum = await self.exec_query_enum(query, language=language, smart=smart)
         try:
             objs = await enum.all()
         finally:
             await enum.release()
         return [to_pywbem_instance(o) for o in objs if isinstance(o, WmiInstance)]
 
-    async def exec_notification_query(self, query: str) -> WmiEnumerator:
+    async def exec_notification_query(self, query: str, *, smart: bool = False) -> WmiEnumerator:
         """IWbemServices::ExecNotificationQuery, semisynchronous (MS-WMI 3.1.4.3.20)."""
         w = _orpc()
         w.bstr("WQL")
         w.bstr(query)
         w.i32(WBEM_FLAG_RETURN_IMMEDIATELY | WBEM_FLAG_FORWARD_ONLY)
         w.interface_pointer(None)
-        return await self._enum_call(22, w, "ExecNotificationQuery")
+        return await self._enum_call(22, w, "ExecNotificationQuery", smart)
 
     async def _async_call(self, opnum: int, query: str, what: str) -> WmiSink:
         sink = await WmiSink(self._orpc.local_host).start()

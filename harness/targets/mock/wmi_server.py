@@ -18,7 +18,7 @@ import re
 import threading
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -55,6 +55,7 @@ from harness.wire.wmi.constants import (
     IID_IWBEM_SERVICES,
     MAX_EVENT_QUEUE,
     MAX_NEXT_COUNT,
+    WBEM_E_ACCESS_DENIED,
     WBEM_E_CALL_CANCELLED,
     WBEM_E_FAILED,
     WBEM_E_INVALID_CLASS,
@@ -76,6 +77,17 @@ from harness.wire.wmi.constants import (
     WBEM_S_NO_ERROR,
     WBEM_S_TIMEDOUT,
 )
+from harness.wire.wmi.datapacket import ClassIdMap, PacketType, encode_object_array
+from harness.wire.wmi.smartenum import (
+    IID_IWBEM_FETCH_SMART_ENUM,
+    IID_IWBEM_WCO_SMART_ENUM,
+    OPNUM_GET_SMART_ENUM,
+    OPNUM_SMART_NEXT,
+    SmartNextResponse,
+    read_next_request,
+    write_get_smart_enum_response,
+    write_next_response,
+)
 from harness.wire.wmio import (
     CimType,
     Decoration,
@@ -83,6 +95,7 @@ from harness.wire.wmio import (
     Value,
     WmiClass,
     WmiInstance,
+    WmioEncodeError,
     WmioError,
     WmiProperty,
     decode_encoding_unit,
@@ -232,17 +245,36 @@ class Level1Login:
 # -------------------------------------------------------------------------- IEnumWbemClassObject
 
 
+def _principal(call: RpcCall) -> str | None:
+    """The security principal of a call (its authenticated user name, case-insensitive)."""
+    return call.user.name.lower() if call.user is not None else None
+
+
+def _next_status(requested: int, returned: int, timed_out: bool) -> int:
+    """HRESULT of IEnumWbemClassObject::Next (3.1.4.4.2), shared by IWbemWCOSmartEnum::Next, whose
+    objects "MUST be identical" to it (3.1.4.7.1): WBEM_S_NO_ERROR when all ``requested`` came,
+    WBEM_S_TIMEDOUT when lTimeout ran out first, else WBEM_S_FALSE (the end of the result)."""
+    if returned == requested:
+        return WBEM_S_NO_ERROR
+    return WBEM_S_TIMEDOUT if timed_out else WBEM_S_FALSE
+
+
 @dataclass
 class Enumerator:
-    """IEnumWbemClassObject (MS-WMI 3.1.4.4) over a query result or an event stream."""
+    """IEnumWbemClassObject (MS-WMI 3.1.4.4) over a query result or an event stream.
+
+    The same object implements IWbemFetchSmartEnum (3.1.4.4: "MUST implement"), reached with
+    IRemUnknown::RemQueryInterface on its IPID (3.2.4.2.8); ``principal`` is the user whose call
+    created it, the only one GetSmartEnum serves (3.1.4.6.1)."""
 
     server: WmiServer
     items: list[WmiClass | WmiInstance] = field(default_factory=list)
     position: int = 0
     events: EventStream | None = None
+    principal: str | None = None
 
     def interfaces(self) -> list[uuid.UUID]:
-        return [IID_IENUM_WBEM_CLASS_OBJECT]
+        return [IID_IENUM_WBEM_CLASS_OBJECT, IID_IWBEM_FETCH_SMART_ENUM]
 
     def released(self) -> None:
         if self.events is not None:
@@ -258,6 +290,9 @@ class Enumerator:
 
     async def invoke(self, iid: uuid.UUID, opnum: int, r: NdrReader, w: NdrWriter, call: RpcCall,
                      runtime: DcomRuntime) -> None:
+        if iid == IID_IWBEM_FETCH_SMART_ENUM:
+            self._get_smart_enum(opnum, w, call, runtime)
+            return
         if opnum == 3:     # Reset (3.1.4.4.1)
             if self.events is not None:
                 w.u32(WBEM_E_INVALID_OPERATION)   # the mock's choice: an event stream cannot be rewound
@@ -285,17 +320,14 @@ class Enumerator:
             for ref in refs:
                 w.interface_pointer_body(ref)
             w.u32(len(objs))
-            if len(objs) == count:
-                w.u32(WBEM_S_NO_ERROR)
-            else:
-                w.u32(WBEM_S_TIMEDOUT if timed_out else WBEM_S_FALSE)
+            w.u32(_next_status(count, len(objs), timed_out))
             return
         if opnum == 6:     # Clone (3.1.4.4.4)
             if self.events is not None:
                 w.referent(False)
                 w.u32(WBEM_E_INVALID_OPERATION)
                 return
-            clone = Enumerator(self.server, list(self.items), self.position)
+            clone = Enumerator(self.server, list(self.items), self.position, principal=self.principal)
             w.interface_pointer(runtime.export(clone, IID_IENUM_WBEM_CLASS_OBJECT, owner=call.connection))
             w.u32(WBEM_S_NO_ERROR)
             return
@@ -303,9 +335,78 @@ class Enumerator:
             timeout = r.u32("lTimeout")
             count = r.u32("nCount")
             objs, timed_out = await self._take(min(count, MAX_NEXT_COUNT), timeout)
-            w.u32(WBEM_S_NO_ERROR if len(objs) == count else (WBEM_S_TIMEDOUT if timed_out else WBEM_S_FALSE))
+            w.u32(_next_status(count, len(objs), timed_out))
             return
         raise RpcFault(WBEM_E_NOT_SUPPORTED, f"IEnumWbemClassObject opnum {opnum}")
+
+    def _get_smart_enum(self, opnum: int, w: NdrWriter, call: RpcCall, runtime: DcomRuntime) -> None:
+        """IWbemFetchSmartEnum::GetSmartEnum (3.1.4.6.1): an IWbemWCOSmartEnum over this enumerator,
+        for the principal that created it only (else WBEM_E_ACCESS_DENIED, output NULL)."""
+        if opnum != OPNUM_GET_SMART_ENUM:
+            raise RpcFault(WBEM_E_NOT_SUPPORTED, f"IWbemFetchSmartEnum opnum {opnum}")
+        if self.principal is not None and _principal(call) != self.principal:
+            write_get_smart_enum_response(w, None, WBEM_E_ACCESS_DENIED)
+            return
+        smart = SmartEnumerator(self)
+        write_get_smart_enum_response(w, runtime.export(smart, IID_IWBEM_WCO_SMART_ENUM, owner=call.connection),
+                                      WBEM_S_NO_ERROR)
+
+
+#: Proxies (proxyGUIDs) one IWbemWCOSmartEnum remembers classIDs for; the oldest is forgotten first.
+MAX_SMART_PROXIES = 64
+
+
+@dataclass
+class SmartEnumerator:
+    """IWbemWCOSmartEnum (MS-WMI 3.1.4.7) over an :class:`Enumerator`: Next returns the same objects
+    as IEnumWbemClassObject::Next would (3.1.4.7.1), encoded as an ObjectArray (2.2.14) of packet type
+    SMARTENUM_NEXT.
+
+    The classIDs are kept per proxyGUID across Next calls: the first instance of a class a proxy gets
+    carries the class (WBEMOBJECT_INSTANCE), later ones, in this or a later call, do not
+    (WBEMOBJECT_INSTANCE_NOCLASS). MS-WMI 2.2.14 keeps the GUIDs "for the duration of the method
+    call"; keeping them across the calls of one proxyGUID is observed Windows behaviour (aiowmi,
+    which interoperates with Windows, asks one object per call and requires the class of a NOCLASS
+    object from an earlier call). A client that caches per call only still decodes the first packet."""
+
+    enum: Enumerator
+    proxies: OrderedDict[uuid.UUID, ClassIdMap] = field(default_factory=OrderedDict)
+
+    def interfaces(self) -> list[uuid.UUID]:
+        return [IID_IWBEM_WCO_SMART_ENUM]
+
+    def released(self) -> None:
+        return None
+
+    def _class_ids(self, proxy: uuid.UUID) -> ClassIdMap:
+        ids = self.proxies.get(proxy)
+        if ids is None:
+            ids = self.proxies[proxy] = ClassIdMap()
+            while len(self.proxies) > MAX_SMART_PROXIES:
+                self.proxies.popitem(last=False)
+        return ids
+
+    async def invoke(self, iid: uuid.UUID, opnum: int, r: NdrReader, w: NdrWriter, call: RpcCall,
+                     runtime: DcomRuntime) -> None:
+        if opnum != OPNUM_SMART_NEXT:
+            raise RpcFault(WBEM_E_NOT_SUPPORTED, f"IWbemWCOSmartEnum opnum {opnum}")
+        req = read_next_request(r)
+        if req.count > MAX_NEXT_COUNT:
+            write_next_response(w, SmartNextResponse(0, None, WBEM_E_INVALID_PARAMETER))
+            return
+        objs, timed_out = await self.enum._take(req.count, req.timeout)
+        status = _next_status(req.count, len(objs), timed_out)
+        if not objs:
+            write_next_response(w, SmartNextResponse(0, None, status))
+            return
+        try:
+            packet = encode_object_array(objs, packet_type=PacketType.SMARTENUM_NEXT,
+                                         class_ids=self._class_ids(req.proxy_guid))
+        except WmioEncodeError as exc:
+            log.warning("IWbemWCOSmartEnum::Next: cannot encode the objects: %s", exc)
+            write_next_response(w, SmartNextResponse(0, None, WBEM_E_FAILED))
+            return
+        write_next_response(w, SmartNextResponse(len(objs), packet, status))
 
 
 # -------------------------------------------------------------------------------- event streams
@@ -556,8 +657,8 @@ class Services:
 
     def _enum_reply(self, w: NdrWriter, runtime: DcomRuntime, items: list[WmiClass | WmiInstance],
                     call: RpcCall) -> None:
-        w.interface_pointer(runtime.export(Enumerator(self.server, items), IID_IENUM_WBEM_CLASS_OBJECT,
-                                           owner=call.connection))
+        enum = Enumerator(self.server, items, principal=_principal(call))
+        w.interface_pointer(runtime.export(enum, IID_IENUM_WBEM_CLASS_OBJECT, owner=call.connection))
         w.u32(WBEM_S_NO_ERROR)
 
     async def _create_instance_enum(self, r: NdrReader, w: NdrWriter, call: RpcCall, runtime: DcomRuntime) -> None:
@@ -616,7 +717,7 @@ class Services:
                     status = WBEM_E_INVALID_CLASS
                 else:
                     stream = EventStream(self.server, self.namespace, query)
-                    enum = Enumerator(self.server, events=stream)
+                    enum = Enumerator(self.server, events=stream, principal=_principal(call))
                     w.interface_pointer(runtime.export(enum, IID_IENUM_WBEM_CLASS_OBJECT, owner=call.connection))
                     w.u32(WBEM_S_NO_ERROR)
                     return
