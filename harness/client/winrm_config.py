@@ -6,10 +6,17 @@ configuration for Windows Remote Management": ``winrm get winrm/config``, ``winr
 winrm/config/listener``): the whole tree (``Config``), ``.../config/service`` (``Service``),
 ``.../config/service/auth`` (``Auth``), ``.../config/client`` (``Client``), ``.../config/client/auth``,
 ``.../config/winrs`` (``Winrs``) and the enumerable ``.../config/listener`` (``Listener``, selectors
-``Address`` and ``Transport``). Each representation is one element in the ``cfg`` namespace equal to
-its resource URI, one child per setting, nested groups (``Auth``, ``DefaultPorts``) in the same
-namespace, values as text (``true``/``false``, decimal numbers, ``*Timeoutms`` in milliseconds,
-``MaxEnvelopeSizekb`` in KiB) (observed Windows behaviour: ``winrm get winrm/config -format:xml``).
+``Address`` and ``Transport``), plus ``.../client/defaultports`` and ``.../service/defaultports``
+(MS-WSMV 3.1.4.3). Each representation is one element in the ``cfg`` namespace, one child per
+setting in the order of the MS-WSMV 2.2.4.x schema, nested groups (``Auth``, ``DefaultPorts``, and
+in a full ``Config`` the ``Client``, ``Service`` and ``Winrs`` groups) in the SAME namespace as their
+parent: the whole ``winrm/config`` tree is in ``.../config`` (MS-WSMV 4.2.1). Values are text
+(``true``/``false``, decimal numbers, ``*Timeoutms`` in milliseconds, ``MaxEnvelopeSizekb`` in KiB;
+MS-WSMV 4.2.1, 2.2.4.10). A sub-resource answered on its own (``.../config/service``) uses its
+resource URI as the namespace (observed Windows behaviour, ``winrm get winrm/config/service
+-format:xml``; the MS-WSMV 4.2.3 certificate-mapping examples follow the same rule, while the
+2.2.4.36 schema text declares ServiceType only in ``.../config``, the namespace it has inside
+``Config``). Put takes the whole representation (MS-WSMV 4.2.2) or the settings to change.
 They are read with Transfer Get (MS-WSMV 3.1.4.1; DSP0226 7.3), changed with Transfer Put of the
 settings to change (MS-WSMV 3.1.4.2; DSP0226 7.4) and listeners are enumerated (DSP0226 8.2).
 
@@ -39,16 +46,23 @@ URI_SERVICE = NS_CONFIG + "/service"
 URI_SERVICE_AUTH = URI_SERVICE + "/auth"
 URI_CLIENT = NS_CONFIG + "/client"
 URI_CLIENT_AUTH = URI_CLIENT + "/auth"
+#: MS-WSMV 3.1.4.3: Put MUST be supported on client/defaultports (cfg:ClientDefaultPortsType) and MAY
+#: be on service/defaultports (cfg:ServiceDefaultPortsType).
+URI_CLIENT_DEFAULT_PORTS = URI_CLIENT + "/defaultports"
+URI_SERVICE_DEFAULT_PORTS = URI_SERVICE + "/defaultports"
 URI_WINRS = NS_CONFIG + "/winrs"
 URI_LISTENER = NS_CONFIG + "/listener"
 
-#: Resource URI -> local name of its representation's root element (observed Windows behaviour).
+#: Resource URI -> local name of its representation's root element: the element names of MS-WSMV
+#: 2.2.4.4-2.2.4.42 (Config, Client, Service, Winrs, Auth, DefaultPorts, Listener).
 ROOT_ELEMENTS: dict[str, str] = {
     URI_CONFIG: "Config",
     URI_SERVICE: "Service",
     URI_SERVICE_AUTH: "Auth",
     URI_CLIENT: "Client",
     URI_CLIENT_AUTH: "Auth",
+    URI_CLIENT_DEFAULT_PORTS: "DefaultPorts",
+    URI_SERVICE_DEFAULT_PORTS: "DefaultPorts",
     URI_WINRS: "Winrs",
     URI_LISTENER: "Listener",
 }
@@ -188,7 +202,7 @@ async def enumerate_listeners(client: WSManClient) -> list[ConfigTree]:
     return [parse_config(item.element) for item in result.items]
 
 
-__all__ = ["NS_CONFIG", "ROOT_ELEMENTS", "URI_CLIENT", "URI_CLIENT_AUTH", "URI_CONFIG", "URI_LISTENER",
-           "URI_SERVICE", "URI_SERVICE_AUTH", "URI_WINRS", "ConfigError", "ConfigTree", "ConfigValue",
-           "config_element", "enumerate_listeners", "format_value", "get_config", "parse_config",
-           "put_config", "root_element_of"]
+__all__ = ["NS_CONFIG", "ROOT_ELEMENTS", "URI_CLIENT", "URI_CLIENT_AUTH", "URI_CLIENT_DEFAULT_PORTS", "URI_CONFIG",
+           "URI_LISTENER", "URI_SERVICE", "URI_SERVICE_AUTH", "URI_SERVICE_DEFAULT_PORTS", "URI_WINRS",
+           "ConfigError", "ConfigTree", "ConfigValue", "config_element", "enumerate_listeners", "format_value",
+           "get_config", "parse_config", "put_config", "root_element_of"]

@@ -156,7 +156,8 @@ async def test_put_max_shells_per_user_takes_effect(wsman: WSManClient, saved_co
     (URI_SERVICE, {"AllowUnencrypted": "maybe"}, "SchemaValidationError"),
     (URI_WINRS, {"MaxShellsPerUser": "-5"}, "SchemaValidationError"),
     (URI_WINRS, {"NoSuchSetting": "1"}, "SchemaValidationError"),
-    (URI_WINRS, {"MaxShellsPerUser": "0"}, "InvalidParameter"),
+    # MS-WSMV 2.2.4.42: 0..0x7FFFFFFF, 0 = unlimited; beyond it is out of range
+    (URI_WINRS, {"MaxShellsPerUser": "2147483648"}, "InvalidParameter"),
 ])
 async def test_put_bad_values_fault(wsman: WSManClient, saved_config: Any, uri: str, values: dict[str, str],
                                     subcode: str) -> None:

@@ -57,11 +57,12 @@ DISCONNECTED: Final = "Disconnected"
 
 
 def refuse_when_shells_disabled(config: MockConfig) -> None:
-    """``winrm/config/winrs`` AllowRemoteShellAccess=false: every new shell, WinRS or PowerShell,
-    is refused with w:AccessDenied and this message (observed Windows behaviour)."""
+    """``winrm/config/winrs`` AllowRemoteShellAccess=false: new Remote Shell connections MUST be
+    rejected with wsman:InternalError (MS-WSMV 2.2.4.42); the message is Windows' (observed Windows
+    behaviour). The mock applies it to PowerShell shells too, as the Group Policy setting does."""
     if not config.allow_remote_shell_access:
-        raise make_fault("AccessDenied", "The WS-Management service cannot process the request. The service is "
-                                         "configured to not accept any remote shell requests.")
+        raise make_fault("InternalError", "The WS-Management service cannot process the request. The service is "
+                                          "configured to not accept any remote shell requests.")
 
 @dataclass
 class ShellCommand:

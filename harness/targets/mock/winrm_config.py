@@ -5,8 +5,18 @@ Windows serves its WinRM configuration as resources under
 configuration for Windows Remote Management"; see :mod:`harness.client.winrm_config` for the
 URIs): Transfer Get (MS-WSMV 3.1.4.1; DSP0226 7.3) answers the settings, Transfer Put (MS-WSMV
 3.1.4.2; DSP0226 7.4) changes the settings it carries, and the listeners are enumerable (MS-WSMV
-3.1.4.8; DSP0226 8.2, 8.4, 8.5). Element names, order and value formats are Windows' own (observed
-Windows behaviour, ``winrm get winrm/config -format:xml`` on Windows Server 2016-2022).
+3.1.4.8; DSP0226 8.2, 8.4, 8.5). Element names and order are those of the MS-WSMV 2.2.4.x schema
+text (ConfigType 2.2.4.10, ClientType 2.2.4.6, ServiceType 2.2.4.36, WinrsType 2.2.4.42, ...); a full
+``winrm/config`` Get nests Client, Service and Winrs in the one ``.../config`` namespace and a Put
+may carry the whole representation (MS-WSMV 4.2.1, 4.2.2; compared in
+tests/unit/mock/test_winrm_config_spec.py). Beyond the schema text (observed Windows behaviour,
+``winrm get winrm/config -format:xml`` on Windows Server 2016-2022): Service also carries
+EnableCompatibilityHttp(s)Listener and AllowRemoteAccess, which 2.2.4.36 does not declare; a
+sub-resource answered on its own is in its resource URI's namespace; ``xml:lang`` of the request's
+locale on the representation (the 4.2.3 examples, a Vista-era service, have it on s:Envelope only:
+unconfirmed for later Windows). Defaults and ranges are those of a Windows 8 / Server 2012 or later
+service (MS-WSMV Appendix B <10>, <17>, <21>, <28>, <30>), not the Vista-era values of the 4.2
+examples.
 
 Every value is read from, and every Put written to, the LIVE settings of the mock: ``MockConfig``
 (MaxEnvelopeSize, MaxTimeout, the enumeration expiry, RootSDDL, the WinRS quotas) and its
@@ -25,9 +35,11 @@ Faults:
   element the resource does not have, or carries a value that is not of the element's schema type
   (xs:boolean, xs:unsignedInt: a negative number, a non-boolean) is w:SchemaValidationError, and a
   well-typed value outside the setting's range or not one of its choices (``CbtHardeningLevel``, a
-  RootSDDL that does not parse) is w:InvalidParameter with ``InvalidValue`` (DSP0226 14.6; the
-  closest DSP0226 faults: the Windows fault codes for these were not confirmed). The whole Put is
-  checked before anything changes.
+  RootSDDL that does not parse, a URLPrefix with other characters than 2.2.4.6 allows) is
+  w:InvalidParameter with ``InvalidValue`` (DSP0226 14.6; the closest DSP0226 faults: MS-WSMV names
+  no fault for a range violation and the Windows fault codes for these were not confirmed). A
+  change of Winrs/MaxShellRunTime and a listener Put carrying ListeningOn are w:InternalError
+  (MS-WSMV Appendix B <30>; 3.1.4.1.29.5). The whole Put is checked before anything changes.
 * Selectors on a singleton are w:InvalidSelectors UnexpectedSelectors; a listener Get without both
   ``Address`` and ``Transport`` is w:InvalidSelectors InsufficientSelectors, one that names no
   listener wsa:DestinationUnreachable with ERROR_WSMAN_RESOURCE_NOT_FOUND (DSP0226 7.3, 14.6).
@@ -36,6 +48,7 @@ Faults:
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -48,10 +61,12 @@ from harness.client.winrm_config import (
     NS_CONFIG,
     URI_CLIENT,
     URI_CLIENT_AUTH,
+    URI_CLIENT_DEFAULT_PORTS,
     URI_CONFIG,
     URI_LISTENER,
     URI_SERVICE,
     URI_SERVICE_AUTH,
+    URI_SERVICE_DEFAULT_PORTS,
     URI_WINRS,
 )
 from harness.targets.mock import authorization as authz
@@ -69,9 +84,19 @@ if TYPE_CHECKING:
 
 UINT32_MAX = 4_294_967_295
 INT32_MAX = 2_147_483_647
-#: DSP0226 R6.2-x: a MaxEnvelopeSize below 8192 octets cannot be honoured, so MaxEnvelopeSizekb
-#: below 8 is refused.
-MIN_ENVELOPE_KB = 8
+#: MS-WSMV 2.2.4.10: "The minimum value [of MaxEnvelopeSizekb] MUST be 32".
+MIN_ENVELOPE_KB = 32
+#: MS-WSMV 2.2.4.10 MaxTimeoutms, 2.2.4.36 EnumerationTimeoutms, 2.2.4.6 NetworkDelayms: "The minimum
+#: value MUST be 500".
+MIN_TIMEOUT_MS = 500
+#: MS-WSMV 2.2.4.36 MaxConnections: at most 512 on Windows 8 / Server 2012 and later (Appendix B <21>).
+MAX_CONNECTIONS = 512
+#: MS-WSMV 2.2.4.42 IdleTimeout: any value 0..0x7FFFFFFF is accepted, but below 60000 the service
+#: behaves as if 60000 were set (Appendix B <28>, Windows 7 / Server 2008 R2; assumed for later
+#: versions too, the note names no other minimum).
+MIN_EFFECTIVE_IDLE_MS = 60_000
+#: URLPrefix (MS-WSMV 2.2.4.6, 2.2.4.19): not blank, only a-zA-Z0-9_/ and no '/' at either end.
+_URL_PREFIX = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_/]*[A-Za-z0-9_])?")
 ENUM_MODE_EPR = "EnumerateEPR"
 ENUM_MODE_OBJECT_AND_EPR = "EnumerateObjectAndEPR"
 #: The XML declaration of a config answer carries the request's locale (observed Windows behaviour:
@@ -80,7 +105,7 @@ XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 #: Room kept for the envelope and headers when answering (DSP0226 6.2).
 ENVELOPE_OVERHEAD = 2048
 
-Kind = Literal["bool", "uint", "text", "choice", "sddl"]
+Kind = Literal["bool", "uint", "text", "choice", "sddl", "urlprefix"]
 Handler = Callable[[Envelope, "Principal"], bytes]
 
 
@@ -98,6 +123,10 @@ class StoredSettings:
     service_certificate_auth: bool = False
     default_http_port: int = 5985
     default_https_port: int = 5986
+    #: Client DefaultPorts (ClientDefaultPortsType, MS-WSMV 2.2.4.5) are separate settings from the
+    #: service's (ServiceDefaultPortsType, 2.2.4.35).
+    client_http_port: int = 5985
+    client_https_port: int = 5986
     ipv4_filter: str = "*"
     ipv6_filter: str = "*"
     compatibility_http_listener: bool = False
@@ -113,6 +142,9 @@ class StoredSettings:
     client_auth: dict[str, bool] = field(default_factory=lambda: {
         "Basic": True, "Digest": True, "Kerberos": True, "Negotiate": True, "Certificate": True, "CredSSP": False})
     client_trusted_hosts: str = ""
+    #: The configured text of Winrs settings whose configured value differs from the value the
+    #: shell hosts act on (0 = unlimited, an IdleTimeout below the effective minimum): name -> text.
+    winrs_configured: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -126,9 +158,17 @@ class Setting:
     minimum: int = 0
     maximum: int = UINT32_MAX
     choices: tuple[str, ...] = ()
+    #: Extra refusal of a well-typed, in-range value (raises a WSManFault); None = none.
+    check: Callable[[str], None] | None = None
 
     def parse(self, text: str) -> str:
         """The canonical text of ``text`` for this setting; raises the Put faults (module doc)."""
+        canonical = self._canonical(text)
+        if self.check is not None:
+            self.check(canonical)
+        return canonical
+
+    def _canonical(self, text: str) -> str:
         value = text.strip()
         if self.kind == "bool":
             lowered = value.lower()
@@ -155,6 +195,9 @@ class Setting:
             except ValueError as exc:
                 raise _invalid_value(f"The value of {self.name} is not a valid SDDL string: {exc}") from None
             return value
+        if self.kind == "urlprefix" and not _URL_PREFIX.fullmatch(value):
+            raise _invalid_value(f"The value {text!r} of {self.name} must be non-blank, use only a-z, A-Z, 0-9, "
+                                 "_ and /, and neither start nor end with '/' (MS-WSMV 2.2.4.6).")
         return value
 
 
@@ -198,17 +241,20 @@ class ConfigResources:
         #: Listener enumerations (DSP0226 8.2): contexts of rendered listener elements.
         self.enumerations: EnumerationRegistry[etree._Element] = EnumerationRegistry(
             self.config.enumeration_expiry, self.config.max_enumerations)
-        self.groups: dict[str, Group] = {
-            URI_SERVICE_AUTH: self._service_auth(),
-            URI_SERVICE: self._service(),
-            URI_CLIENT_AUTH: self._client_auth(),
-            URI_CLIENT: self._client(),
-            URI_WINRS: self._winrs(),
-        }
+        # built in this order: a group may include the groups built before it
+        self.groups: dict[str, Group] = {}
+        self.groups[URI_SERVICE_DEFAULT_PORTS] = self._ports("default_http_port", "default_https_port")
+        self.groups[URI_CLIENT_DEFAULT_PORTS] = self._ports("client_http_port", "client_https_port")
+        self.groups[URI_SERVICE_AUTH] = self._service_auth()
+        self.groups[URI_SERVICE] = self._service()
+        self.groups[URI_CLIENT_AUTH] = self._client_auth()
+        self.groups[URI_CLIENT] = self._client()
+        self.groups[URI_WINRS] = self._winrs()
         self.groups[URI_CONFIG] = self._root()
 
     # ------------------------------------------------------------------ the settings tree
-    def _stored(self, attr: str, kind: Kind, name: str, *, minimum: int = 0, maximum: int = UINT32_MAX) -> Setting:
+    def _stored(self, attr: str, kind: Kind, name: str, *, minimum: int = 0, maximum: int = UINT32_MAX,
+                check: Callable[[str], None] | None = None) -> Setting:
         s = self.stored
 
         def read() -> str:
@@ -223,7 +269,7 @@ class ConfigResources:
             else:
                 setattr(s, attr, text)
 
-        return Setting(name, kind, read, write, minimum=minimum, maximum=maximum)
+        return Setting(name, kind, read, write, minimum=minimum, maximum=maximum, check=check)
 
     def _policy_bool(self, attr: str, name: str) -> Setting:
         def read() -> str:
@@ -254,10 +300,11 @@ class ConfigResources:
                     choices=tuple(c.value for c in CbtHardening)),
         ))
 
-    def _ports(self) -> Group:
+    def _ports(self, http: str, https: str) -> Group:
+        """DefaultPorts (MS-WSMV 2.2.4.5 client, 2.2.4.35 service): ports 1..65535."""
         return Group("DefaultPorts", (
-            self._stored("default_http_port", "uint", "HTTP", minimum=1, maximum=65535),
-            self._stored("default_https_port", "uint", "HTTPS", minimum=1, maximum=65535),
+            self._stored(http, "uint", "HTTP", minimum=1, maximum=65535),
+            self._stored(https, "uint", "HTTPS", minimum=1, maximum=65535),
         ))
 
     def _service(self) -> Group:
@@ -281,14 +328,15 @@ class ConfigResources:
 
         return Group("Service", (
             Setting("RootSDDL", "sddl", read_sddl, write_sddl),
-            self._stored("max_concurrent_operations", "uint", "MaxConcurrentOperations", minimum=1),
+            # MS-WSMV 2.2.4.36 <17>: Windows 7 / 2008 R2 and later allow no value below 4294967295
+            self._stored("max_concurrent_operations", "uint", "MaxConcurrentOperations", minimum=UINT32_MAX),
             self._stored("max_concurrent_operations_per_user", "uint", "MaxConcurrentOperationsPerUser", minimum=1),
-            Setting("EnumerationTimeoutms", "uint", read_enum, write_enum, minimum=1),
-            self._stored("max_connections", "uint", "MaxConnections", minimum=1),
+            Setting("EnumerationTimeoutms", "uint", read_enum, write_enum, minimum=MIN_TIMEOUT_MS),
+            self._stored("max_connections", "uint", "MaxConnections", minimum=1, maximum=MAX_CONNECTIONS),
             self._stored("max_packet_retrieval_time", "uint", "MaxPacketRetrievalTimeSeconds", minimum=1),
             self._policy_bool("allow_unencrypted", "AllowUnencrypted"),
             self._service_auth(),
-            self._ports(),
+            self.groups[URI_SERVICE_DEFAULT_PORTS],
             self._stored("ipv4_filter", "text", "IPv4Filter"),
             self._stored("ipv6_filter", "text", "IPv6Filter"),
             self._stored("compatibility_http_listener", "bool", "EnableCompatibilityHttpListener"),
@@ -315,36 +363,59 @@ class ConfigResources:
     def _client(self) -> Group:
         """``winrm/config/client`` (stored only: the mock makes no outgoing WinRM calls)."""
         return Group("Client", (
-            self._stored("client_network_delay_ms", "uint", "NetworkDelayms", minimum=1),
-            self._stored("client_url_prefix", "text", "URLPrefix"),
+            self._stored("client_network_delay_ms", "uint", "NetworkDelayms", minimum=MIN_TIMEOUT_MS),
+            self._stored("client_url_prefix", "urlprefix", "URLPrefix"),
             self._stored("client_allow_unencrypted", "bool", "AllowUnencrypted"),
             self._client_auth(),
-            self._ports(),
+            self.groups[URI_CLIENT_DEFAULT_PORTS],
             self._stored("client_trusted_hosts", "text", "TrustedHosts"),
         ))
 
     def _winrs(self) -> Group:
-        """``winrm/config/winrs``: the WinRS quotas the shell hosts enforce (MS-WSMV 3.1.4.5;
-        MS-WMOD 2.10.1): IdleTimeout (ms), MaxProcessesPerShell, MaxShellsPerUser."""
+        """``winrm/config/winrs`` (WinrsType, MS-WSMV 2.2.4.42): the WinRS quotas the shell hosts
+        enforce (MS-WSMV 3.1.4.5; MS-WMOD 2.10.1): IdleTimeout (ms), MaxProcessesPerShell,
+        MaxShellsPerUser.
+
+        * IdleTimeout: any value 0..0x7FFFFFFF is accepted; the shells use at least 60000 ms
+          (Appendix B <28>). MaxProcessesPerShell, MaxShellsPerUser: 0 means unlimited. Get answers
+          the configured value (:attr:`StoredSettings.winrs_configured`).
+        * MaxShellRunTime: Windows 7 / 2008 R2 and later ignore it and answer a Put that changes it
+          with w:InternalError (Appendix B <29>, <30>); a Put of the current value changes nothing
+          and is accepted (assumption: the note speaks of an attempt to modify the value).
+        * MaxConcurrentUsers: 2.2.4.42 says 1..100, but Windows' own default is 2147483647 (observed
+          Windows behaviour, ``winrm get winrm/config/winrs``), so 1..0x7FFFFFFF is accepted.
+        """
         cfg = self.config
+        configured = self.stored.winrs_configured
 
-        def read_idle() -> str:
-            return _ms(cfg.shell_idle_timeout)
+        def acting(name: str, text: str) -> int:
+            """The value the shell hosts act on for the configured ``text``."""
+            value = int(text)
+            if name == "IdleTimeout":
+                return max(value, MIN_EFFECTIVE_IDLE_MS)
+            return value if value else INT32_MAX  # 0 = unlimited (2.2.4.42)
 
-        def write_idle(text: str) -> None:
-            cfg.shell_idle_timeout = int(text) / 1000
+        def live(name: str) -> Setting:
+            attr = {"IdleTimeout": "shell_idle_timeout", "MaxProcessesPerShell": "max_processes_per_shell",
+                    "MaxShellsPerUser": "max_shells_per_user"}[name]
 
-        def read_procs() -> str:
-            return str(cfg.max_processes_per_shell)
+            def get_live() -> int:
+                value = getattr(cfg, attr)
+                return round(value * 1000) if name == "IdleTimeout" else int(value)
 
-        def write_procs(text: str) -> None:
-            cfg.max_processes_per_shell = int(text)
+            def read() -> str:
+                text = configured.get(name)
+                # the configured text stands as long as nobody changed MockConfig directly since
+                if text is not None and acting(name, text) == get_live():
+                    return text
+                return str(get_live())
 
-        def read_shells() -> str:
-            return str(cfg.max_shells_per_user)
+            def write(text: str) -> None:
+                value = acting(name, text)
+                setattr(cfg, attr, value / 1000 if name == "IdleTimeout" else value)
+                configured[name] = text
 
-        def write_shells(text: str) -> None:
-            cfg.max_shells_per_user = int(text)
+            return Setting(name, "uint", read, write, minimum=0, maximum=INT32_MAX)
 
         def read_shell_access() -> str:
             return _bool(cfg.allow_remote_shell_access)
@@ -352,14 +423,22 @@ class ConfigResources:
         def write_shell_access(text: str) -> None:
             cfg.allow_remote_shell_access = text == "true"
 
+        run_time = "MaxShellRunTime"
+
+        def unchanged_run_time(text: str) -> None:
+            if text != str(self.stored.max_shell_run_time):
+                raise make_fault("InternalError", f"{run_time} cannot be changed: the service ignores it "
+                                                  "(MS-WSMV 2.2.4.42, Appendix B <30>).")
+
         return Group("Winrs", (
             Setting("AllowRemoteShellAccess", "bool", read_shell_access, write_shell_access),
-            Setting("IdleTimeout", "uint", read_idle, write_idle, minimum=1),
+            live("IdleTimeout"),
             self._stored("max_concurrent_users", "uint", "MaxConcurrentUsers", minimum=1, maximum=INT32_MAX),
-            self._stored("max_shell_run_time", "uint", "MaxShellRunTime", minimum=1, maximum=INT32_MAX),
-            Setting("MaxProcessesPerShell", "uint", read_procs, write_procs, minimum=1, maximum=INT32_MAX),
-            self._stored("max_memory_per_shell_mb", "uint", "MaxMemoryPerShellMB", minimum=1, maximum=INT32_MAX),
-            Setting("MaxShellsPerUser", "uint", read_shells, write_shells, minimum=1, maximum=INT32_MAX),
+            self._stored("max_shell_run_time", "uint", run_time, minimum=0, maximum=INT32_MAX,
+                         check=unchanged_run_time),
+            live("MaxProcessesPerShell"),
+            self._stored("max_memory_per_shell_mb", "uint", "MaxMemoryPerShellMB", minimum=0, maximum=INT32_MAX),
+            live("MaxShellsPerUser"),
         ))
 
     def _root(self) -> Group:
@@ -382,10 +461,11 @@ class ConfigResources:
 
         return Group("Config", (
             Setting("MaxEnvelopeSizekb", "uint", read_envelope, write_envelope,
-                    minimum=MIN_ENVELOPE_KB, maximum=UINT32_MAX // 1024),
-            Setting("MaxTimeoutms", "uint", read_timeout, write_timeout, minimum=1),
+                    minimum=MIN_ENVELOPE_KB, maximum=UINT32_MAX),
+            Setting("MaxTimeoutms", "uint", read_timeout, write_timeout, minimum=MIN_TIMEOUT_MS),
             self._stored("max_batch_items", "uint", "MaxBatchItems", minimum=1),
-            self._stored("max_provider_requests", "uint", "MaxProviderRequests", minimum=1),
+            # MS-WSMV 2.2.4.10 <10>: Windows 7 / 2008 R2 and later allow no value below 4294967295
+            self._stored("max_provider_requests", "uint", "MaxProviderRequests", minimum=UINT32_MAX),
             self.groups[URI_CLIENT],
             self.groups[URI_SERVICE],
             self.groups[URI_WINRS],
@@ -468,6 +548,12 @@ class ConfigResources:
         uri = config_uri(env)
         if uri == URI_LISTENER:
             self._listener(env)
+            body = msg.parse_put_request(env).item
+            if body is not None and any(isinstance(c.tag, str) and etree.QName(c).localname == "ListeningOn"
+                                        for c in body):
+                raise make_fault("InternalError", "ListeningOn is computed by the service and cannot be set "
+                                                  "(MS-WSMV 3.1.4.1.29.5).")
+            # MS-WSMV 3.1.4.3 lists Put of a listener as a MUST; the mock would have to bind again.
             raise make_fault("ActionNotSupported", "The mock cannot reconfigure its listener (it would have to "
                                                    "bind again); only Get and Enumerate are served.")
         _no_selectors(env)
@@ -501,13 +587,17 @@ class ConfigResources:
         ctx = self.enumerations.open(uri, items, request.enumeration_mode, "")
         if not request.optimize:
             return msg.build_enumerate_response(env.header.message_id, context=ctx.context_id)
-        page = self._page(env, ctx, request.max_elements or 1)
+        page = self._page(env, ctx, self._batch(request.max_elements))
         return self._sized(env, msg.build_enumerate_response(env.header.message_id, page))
 
     def pull(self, env: Envelope, ctx: EnumerationContext[etree._Element], max_elements: int | None) -> bytes:
         """Pull of a listener enumeration (MS-WSMV 3.1.4.9; DSP0226 8.4)."""
-        page = self._page(env, ctx, max_elements or 1)
+        page = self._page(env, ctx, self._batch(max_elements))
         return self._sized(env, msg.build_pull_response(env.header.message_id, page))
+
+    def _batch(self, max_elements: int | None) -> int:
+        """MS-WSMV 2.2.4.10 / 3.1.4.1.14: at most MaxBatchItems items per answer."""
+        return min(max_elements or 1, self.stored.max_batch_items)
 
     def _page(self, env: Envelope, ctx: EnumerationContext[etree._Element], max_elements: int) -> msg.EnumerationItems:
         page = msg.EnumerationItems()
@@ -640,10 +730,10 @@ def is_config_resource(resource_uri: str | None) -> bool:
     return resource_uri is not None and resource_uri.rstrip("/").lower() in _URIS
 
 
-_URIS = frozenset(u.lower() for u in (URI_CONFIG, URI_SERVICE, URI_SERVICE_AUTH, URI_CLIENT, URI_CLIENT_AUTH,
-                                      URI_WINRS, URI_LISTENER))
-_CANONICAL = {u.lower(): u for u in (URI_CONFIG, URI_SERVICE, URI_SERVICE_AUTH, URI_CLIENT, URI_CLIENT_AUTH,
-                                     URI_WINRS, URI_LISTENER)}
+_ALL_URIS = (URI_CONFIG, URI_SERVICE, URI_SERVICE_AUTH, URI_SERVICE_DEFAULT_PORTS, URI_CLIENT, URI_CLIENT_AUTH,
+             URI_CLIENT_DEFAULT_PORTS, URI_WINRS, URI_LISTENER)
+_URIS = frozenset(u.lower() for u in _ALL_URIS)
+_CANONICAL = {u.lower(): u for u in _ALL_URIS}
 
 
 def config_uri(env: Envelope) -> str:

@@ -138,7 +138,7 @@ def test_remote_shell_access_off_refuses_a_runspace_pool(service: WSManService) 
     service.config.allow_remote_shell_access = False
     with pytest.raises(WSManFault) as info:
         Wire(service).open()
-    assert info.value.subcode_name == "AccessDenied"
+    assert info.value.subcode_name == "InternalError"
     assert service.psrp.sessions == {}
     service.config.allow_remote_shell_access = True
     Wire(service).open()

@@ -175,7 +175,7 @@ def test_put_allow_remote_shell_access_false_refuses_new_shells(service: WSManSe
     assert put(service, URI_WINRS, {"AllowRemoteShellAccess": "false"})[0] == HTTP_OK
     assert get_tree(service, URI_WINRS)["AllowRemoteShellAccess"] == "false"
     refused = _fault(*create())
-    assert refused.subcode == "w:AccessDenied" and "not accept any remote shell requests" in refused.reason
+    assert refused.subcode == "w:InternalError" and "not accept any remote shell requests" in refused.reason
     assert put(service, URI_WINRS, {"AllowRemoteShellAccess": "true"})[0] == HTTP_OK
     assert create()[0] == HTTP_OK
 
@@ -185,8 +185,13 @@ def test_put_allow_remote_shell_access_false_refuses_new_shells(service: WSManSe
     (URI_WINRS, {"MaxShellsPerUser": "-1"}, "w:SchemaValidationError"),
     (URI_WINRS, {"MaxShellsPerUser": "ten"}, "w:SchemaValidationError"),
     (URI_WINRS, {"NoSuchSetting": "1"}, "w:SchemaValidationError"),
-    (URI_WINRS, {"MaxShellsPerUser": "0"}, "w:InvalidParameter"),
-    (URI_CONFIG, {"MaxEnvelopeSizekb": "4"}, "w:InvalidParameter"),
+    # MS-WSMV 2.2.4.42: 0..0x7FFFFFFF (0 = unlimited); 2.2.4.10: MaxEnvelopeSizekb at least 32
+    (URI_WINRS, {"MaxShellsPerUser": "2147483648"}, "w:InvalidParameter"),
+    (URI_CONFIG, {"MaxEnvelopeSizekb": "31"}, "w:InvalidParameter"),
+    (URI_CONFIG, {"MaxTimeoutms": "499"}, "w:InvalidParameter"),
+    (URI_CONFIG, {"MaxProviderRequests": "25"}, "w:InvalidParameter"),
+    (URI_CLIENT, {"URLPrefix": "/wsman"}, "w:InvalidParameter"),
+    (URI_WINRS, {"MaxShellRunTime": "1000"}, "w:InternalError"),
     (URI_SERVICE, {"Auth": {"CbtHardeningLevel": "Paranoid"}}, "w:InvalidParameter"),
     (URI_SERVICE, {"RootSDDL": "not an sddl"}, "w:InvalidParameter"),
 ])
