@@ -103,7 +103,10 @@ def cmd_check_pcap(args: argparse.Namespace) -> int:
     from harness.capture.check import run_check_pcap
 
     password = os.environ.get(args.password_env) if args.password_env else None
-    code, output = run_check_pcap(args.file, as_json=args.json, password=password, keytab=args.keytab)
+    # the SSLKEYLOGFILE convention (NSS key log format) when --tls-keylog is not given
+    keylog = args.tls_keylog or os.environ.get("SSLKEYLOGFILE") or None
+    code, output = run_check_pcap(args.file, as_json=args.json, password=password, keytab=args.keytab,
+                                  tls_keylog=keylog)
     print(output, file=sys.stderr if code == 2 else sys.stdout)
     return code
 
@@ -168,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="environment variable holding the password for encrypted (multipart/encrypted) bodies")
     check.add_argument("--keytab", default=None, metavar="PATH",
                        help="service keytab (MIT format) to open Kerberos-sealed bodies (RFC 4120, RFC 4121)")
+    check.add_argument("--tls-keylog", default=None, metavar="PATH",
+                       help="TLS key log (NSS format, as SSLKEYLOGFILE writes) to decrypt HTTPS streams "
+                            "(default: $SSLKEYLOGFILE)")
     check.set_defaults(func=cmd_check_pcap)
     return parser
 

@@ -17,6 +17,13 @@ For every HTTP message of every TCP stream (:mod:`harness.capture.reader`, :mod:
   - for WS-Transfer, WS-Enumeration and WS-Eventing actions a non-fault response's action is the
     request action + ``Response`` (DSP0226 7, 8, 10; MS-WSMV 3.1.4.1 - 3.1.4.13).
 
+TLS (WinRM over HTTPS, MS-WSMV 2.1 port 5986, or any port): a stream whose first bytes are a TLS
+handshake is decrypted with an NSS key log (:mod:`harness.capture.tls`; ``--tls-keylog`` or the
+``SSLKEYLOGFILE`` convention) and its application data goes through the same HTTP reassembly as a
+cleartext stream. Without its secrets in the key log the stream is one ``info`` report
+("TLS, no keys": not a failure); secrets that do not open it give an ``encrypted`` report ("TLS,
+cannot decrypt"); a record that fails authentication after others opened is a ``fail``.
+
 Verdicts: ``pass``, ``fail``, ``encrypted`` (not checked: needs a password and a decryptor) and
 ``info`` (an HTTP message without a SOAP body, e.g. a 401 challenge; not a failure).
 """
@@ -32,6 +39,7 @@ from typing import Any, Literal
 
 from harness.capture.http1 import HttpMessage, extract_messages
 from harness.capture.reader import CaptureReadError, TcpStream, frames_from_bytes, read_frames, reassemble
+from harness.capture.tls import KeyLog, TlsDecryptError, TlsSession, decrypt_tcp_stream, read_keylog, tls_stream
 from harness.wire.wsman import WSManDecodeError, is_fault, parse_envelope, parse_fault
 from harness.wire.wsman.ns import NS_ENUMERATION, NS_TRANSFER, Action
 
@@ -278,9 +286,46 @@ def _pair_rules(req: _Decoded, resp: _Decoded) -> list[str]:
     return errors
 
 
+def _tls_report(stream: TcpStream, session: TlsSession, keylog: KeyLog | None,
+                notes: list[str]) -> MessageReport | None:
+    """The report on a TLS stream's decryption (None when it opened cleanly: its HTTP messages speak)."""
+    notes.extend(f"stream {stream.index} TLS {n}" for n in session.notes)
+    for side, half in (("client", session.client), ("server", session.server)):
+        fatal = [a for a in half.alerts if a != "close_notify"]
+        if fatal:
+            notes.append(f"stream {stream.index} TLS {side} sent alert(s): {', '.join(fatal)}")
+        if half.skipped:
+            notes.append(f"stream {stream.index} TLS {side}: {half.skipped} record(s) skipped")
+    status = session.status
+    reasons = [h.error for h in (session.client, session.server) if h.error]
+    if status == "decrypted":
+        random = session.client_random.hex() if session.client_random else "?"
+        notes.append(f"stream {stream.index}: {session.description} decrypted with the key log (client random "
+                     f"{random}; {session.client.decrypted} + {session.server.decrypted} records)")
+        return None
+    report = MessageReport(index=0, stream=stream.index, direction="request", frame=stream.first_frame,
+                           http=session.description, action=None, message_id=None, relates_to=None,
+                           verdict="info", size=stream.to_server.length + stream.to_client.length)
+    if status in ("no keys", "incomplete"):
+        hint = "" if keylog is not None else " (give --tls-keylog PATH or set SSLKEYLOGFILE)"
+        why = "; ".join(reasons) if reasons else (
+            "no TLS handshake to take keys from" if status == "incomplete" and keylog is not None else
+            "no key log")
+        report.errors.append(f"TLS, no keys: {why}{hint}")
+    elif status in ("cannot decrypt", "unsupported"):
+        report.verdict = "encrypted"
+        report.errors.append(f"TLS, cannot decrypt: {'; '.join(reasons) or status}")
+    else:
+        report.verdict = "fail"
+        report.errors.append(f"TLS decryption failed part way: {'; '.join(reasons)}")
+    return report
+
+
 def check_streams(streams: list[TcpStream], *, validator: Any = None, password: str | None = None,
-                  decryptor: Decryptor | None = None) -> tuple[list[MessageReport], list[str]]:
-    """Per-message reports and stream-level notes for reassembled streams."""
+                  decryptor: Decryptor | None = None,
+                  keylog: KeyLog | None = None) -> tuple[list[MessageReport], list[str]]:
+    """Per-message reports and stream-level notes for reassembled streams; TLS streams are
+    decrypted with ``keylog`` first (see the module docstring)."""
     reports: list[MessageReport] = []
     notes: list[str] = []
     for stream in streams:
@@ -290,6 +335,13 @@ def check_streams(streams: list[TcpStream], *, validator: Any = None, password: 
             if half.duplicates or half.out_of_order:
                 notes.append(f"stream {stream.index} {label}: {half.duplicates} retransmitted/duplicate and "
                              f"{half.out_of_order} out-of-order segment(s) put in order")
+        if tls_stream(stream):
+            stream, session = decrypt_tcp_stream(stream, keylog)
+            tls_report = _tls_report(stream, session, keylog, notes)
+            if tls_report is not None:
+                reports.append(tls_report)
+            if not stream.to_server.chunks and not stream.to_client.chunks:
+                continue
         if _is_dcerpc(stream):
             reports += _dcerpc_reports(stream, password, notes)
             continue
@@ -352,26 +404,29 @@ def _dcerpc_reports(stream: TcpStream, password: str | None, notes: list[str]) -
 
 
 def check_capture(path: Path, *, password: str | None = None, validator: Any = None,
-                  validate: bool = True, keytab: str | None = None) -> CaptureReport:
-    """Read, reassemble and check ``path``; :class:`CaptureReadError` when unreadable."""
+                  validate: bool = True, keytab: str | None = None,
+                  keylog: KeyLog | None = None) -> CaptureReport:
+    """Read, reassemble and check ``path``; :class:`CaptureReadError` when unreadable.
+    ``keylog``: TLS secrets (:func:`harness.capture.tls.read_keylog`) for TLS streams."""
     start = time.perf_counter()
     frames = read_frames(path)
-    return _finish(str(path), frames, path.stat().st_size, start, password, validator, validate, keytab)
+    return _finish(str(path), frames, path.stat().st_size, start, password, validator, validate, keytab, keylog)
 
 
 def check_capture_bytes(data: bytes, *, password: str | None = None, validator: Any = None,
-                        validate: bool = True, source: str = "<memory>", keytab: str | None = None) -> CaptureReport:
+                        validate: bool = True, source: str = "<memory>", keytab: str | None = None,
+                        keylog: KeyLog | None = None) -> CaptureReport:
     start = time.perf_counter()
-    return _finish(source, frames_from_bytes(data), len(data), start, password, validator, validate, keytab)
+    return _finish(source, frames_from_bytes(data), len(data), start, password, validator, validate, keytab, keylog)
 
 
 def _finish(source: str, frames: list[Any], size: int, start: float, password: str | None,
-            validator: Any, validate: bool, keytab: str | None = None) -> CaptureReport:
+            validator: Any, validate: bool, keytab: str | None = None, keylog: KeyLog | None = None) -> CaptureReport:
     streams = reassemble(frames)
     if validator is None and validate:
         validator = _validator()
     messages, notes = check_streams(streams, validator=validator, password=password,
-                                    decryptor=decryptor_for(password, keytab))
+                                    decryptor=decryptor_for(password, keytab), keylog=keylog)
     return CaptureReport(source, len(frames), len(streams), messages, notes, size, time.perf_counter() - start)
 
 
@@ -397,10 +452,17 @@ def format_report(report: CaptureReport) -> str:
 
 
 def run_check_pcap(file: str, *, as_json: bool, password: str | None,
-                   keytab: str | None = None) -> tuple[int, str]:
-    """``wmh check-pcap``: (exit code, output). 0 all pass, 1 a message failed, 2 unreadable file."""
+                   keytab: str | None = None, tls_keylog: str | None = None) -> tuple[int, str]:
+    """``wmh check-pcap``: (exit code, output). 0 all pass, 1 a message failed, 2 unreadable file
+    (or unreadable TLS key log ``tls_keylog``, NSS key log format)."""
+    keylog = None
+    if tls_keylog:
+        try:
+            keylog = read_keylog(tls_keylog)
+        except TlsDecryptError as exc:
+            return 2, f"wmh check-pcap: {exc.reason}"
     try:
-        report = check_capture(Path(file), password=password, keytab=keytab)
+        report = check_capture(Path(file), password=password, keytab=keytab, keylog=keylog)
     except CaptureReadError as exc:
         return 2, f"wmh check-pcap: cannot read {file}: {exc.reason}"
     out = json.dumps(report.to_json(), indent=1) if as_json else format_report(report)

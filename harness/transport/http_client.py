@@ -11,6 +11,13 @@ HTTP, ``"always"``) the handshake is an empty POST and every envelope then trave
 ``multipart/encrypted`` (MS-WSMV 2.2.9.1.1), as the Windows client and pypsrp do. The tap records
 bodies exactly as they are on the wire (sealed) and headers with tokens redacted.
 
+TLS key log (for decrypting a capture of an HTTPS session, ``wmh check-pcap --tls-keylog``): with
+``tls_keylog=PATH``, or else when the ``SSLKEYLOGFILE`` environment variable names a file, the TLS
+secrets of every connection are appended to that file in the NSS key log format
+(``SSLContext.keylog_filename``; ``CLIENT_RANDOM`` lines for TLS 1.2, the traffic secrets for TLS
+1.3). Never by default: nothing is written unless one of the two is set. The file holds session
+keys: keep it with the capture, never in a report.
+
 ``kerberos`` and ``credssp`` run the same way under the ``Kerberos`` / ``Negotiate`` and ``CredSSP``
 schemes; their sealed messages are labelled ``application/HTTP-Kerberos-session-encrypted`` and
 ``application/HTTP-CredSSP-session-encrypted`` (CredSSP in 16 KiB pieces, MS-WSMV 2.2.9.1.2).
@@ -19,6 +26,7 @@ schemes; their sealed messages are labelled ``application/HTTP-Kerberos-session-
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +45,8 @@ from harness.transport.tap import Tap
 from harness.wire.wsman.ns import SOAP_CONTENT_TYPE
 
 ENCRYPTION_MODES = ("auto", "always", "never")
+#: The environment variable naming a TLS key log file (the NSS / OpenSSL / browsers convention).
+KEYLOG_ENV = "SSLKEYLOGFILE"
 
 
 class TransportError(Exception):
@@ -62,7 +72,8 @@ class HttpTransport:
 
     def __init__(self, url: str, *, username: str | None, password: str | None, tap: Tap,
                  timeout: float = 30.0, max_response_bytes: int = 64 * 1024 * 1024,
-                 auth: str = "basic", encryption: str = "auto", verify_tls: bool | str = True) -> None:
+                 auth: str = "basic", encryption: str = "auto", verify_tls: bool | str = True,
+                 tls_keylog: str | None = None) -> None:
         self.url = url
         try:
             self.auth = check_scheme(auth)
@@ -87,6 +98,15 @@ class HttpTransport:
                 self._ssl = client_ssl_context(verify_tls)
             except AuthError as exc:
                 raise TransportError(exc.reason) from exc
+            self._ssl.keylog_filename = None   # type: ignore[assignment]  # only what is asked below
+            keylog = tls_keylog or os.environ.get(KEYLOG_ENV) or None
+            if keylog:
+                try:
+                    self._ssl.keylog_filename = keylog
+                except OSError as exc:
+                    raise TransportError(f"cannot open the TLS key log {keylog}: {exc.strerror or exc}") from exc
+        #: the TLS key log file this transport writes to (None: none)
+        self.tls_keylog: str | None = self._ssl.keylog_filename if self._ssl is not None else None
         self._session: aiohttp.ClientSession | None = None
         self._context: Any = None
         self._protocol = encryption_protocol("Negotiate")

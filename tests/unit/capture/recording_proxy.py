@@ -38,10 +38,12 @@ class Recording:
 
     chunks: list[tuple[int, bool, float, bytes]] = field(default_factory=list)
 
-    def pcapng(self, mss: int = 1460) -> bytes:
+    def pcapng(self, mss: int = 1460, port: int = 5985) -> bytes:
+        """The recording as Ethernet / IPv4 / TCP frames, the server on ``port`` (5985 HTTP, 5986
+        HTTPS: MS-WSMV 2.1)."""
         packets: list[Packet] = []
         for conn in sorted({c for c, _, _, _ in self.chunks}):
-            tcp = _Connection(conn, packets)
+            tcp = _Connection(conn, packets, port)
             first = last = next(t for c, _, t, _ in self.chunks if c == conn)
             tcp.emit(True, TCP_SYN, b"", first)
             tcp.emit(False, TCP_SYN | TCP_ACK, b"", first)
@@ -61,8 +63,9 @@ class Recording:
 class _Connection:
     """Ethernet / IPv4 / TCP frames of one recorded connection (RFC 9293 sequence numbers)."""
 
-    def __init__(self, index: int, packets: list[Packet]) -> None:
+    def __init__(self, index: int, packets: list[Packet], server_port: int = 5985) -> None:
         self.port = 50000 + index
+        self.server_port = server_port
         self.seq = {True: 1000 * (index + 1), False: 90000 * (index + 1)}
         self.ident = 1
         self.packets = packets
@@ -70,7 +73,7 @@ class _Connection:
     def emit(self, from_client: bool, flags: int, payload: bytes, at: float) -> None:
         client, server = ipv4_bytes("10.0.0.1"), ipv4_bytes("10.0.0.2")
         src, dst = (client, server) if from_client else (server, client)
-        sp, dp = (self.port, 5985) if from_client else (5985, self.port)
+        sp, dp = (self.port, self.server_port) if from_client else (self.server_port, self.port)
         ack = self.seq[not from_client] if flags & TCP_ACK else 0
         seg = tcp_segment(src, dst, sp, dp, self.seq[from_client], ack, flags, payload)
         frame = ethernet_frame(SERVER_MAC if from_client else CLIENT_MAC, CLIENT_MAC if from_client else SERVER_MAC,
