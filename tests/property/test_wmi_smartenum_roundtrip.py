@@ -19,7 +19,7 @@ from harness.wire.wmi.datapacket import (
 )
 from harness.wire.wmio import WmiInstance, WmiObject
 
-SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @st.composite
@@ -83,7 +83,7 @@ def _decodes_or_typed_error(data: bytes) -> None:
         assert 0 <= exc.offset <= len(data), (exc.offset, len(data))
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_mutated())
 def test_mutated_packets_raise_only_the_typed_error(data: bytes) -> None:
     _decodes_or_typed_error(data)
