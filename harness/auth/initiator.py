@@ -39,8 +39,11 @@ class Initiator:
     """One Negotiate handshake of the client (a new one per TCP connection)."""
 
     def __init__(self, scheme: str, username: str, password: str, *, hostname: str,
-                 encrypt: bool, cert_der: bytes | None = None, offered: Iterable[str] = ()) -> None:
+                 encrypt: bool, cert_der: bytes | None = None, offered: Iterable[str] = (),
+                 tls_keylog: str | None = None) -> None:
         self.scheme = check_scheme(scheme)
+        #: Where a CredSSP context writes its inner TLS secrets (``$SSLKEYLOGFILE`` when None).
+        self.tls_keylog = tls_keylog
         if self.scheme == "basic":
             raise AuthError("Basic has no handshake; use basic_credentials()")
         offered_lower = {value.lower() for value in offered}
@@ -78,7 +81,8 @@ class Initiator:
                               | (wrapping if self.scheme != "credssp" else spnego.NegotiateOptions.none),
                               channel_bindings=None if self.scheme == "credssp" else bindings)
         if self.scheme == "credssp":
-            return credssp.new_initiator(username, password, hostname=hostname, inner=inner)
+            return credssp.new_initiator(username, password, hostname=hostname, inner=inner,
+                                         tls_keylog=self.tls_keylog)
         return inner
 
     @property

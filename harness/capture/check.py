@@ -24,6 +24,12 @@ cleartext stream. Without its secrets in the key log the stream is one ``info`` 
 ("TLS, no keys": not a failure); secrets that do not open it give an ``encrypted`` report ("TLS,
 cannot decrypt"); a record that fails authentication after others opened is a ``fail``.
 
+CredSSP (MS-CSSP 3.1.5; MS-WSMV 2.2.9.1.1): a connection using the ``CredSSP`` scheme tunnels a TLS
+session through its auth headers and sealed bodies; :mod:`harness.capture.credssp_decrypt` opens it
+with the same key log, the sealed messages are then checked like NTLM/Kerberos-opened ones and the
+CredSSP steps are listed per message (an authInfo only as present). Without the keys: "CredSSP, no
+keys" (info, not a failure).
+
 Verdicts: ``pass``, ``fail``, ``encrypted`` (not checked: needs a password and a decryptor) and
 ``info`` (an HTTP message without a SOAP body, e.g. a 401 challenge; not a failure).
 """
@@ -35,13 +41,16 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from harness.capture.http1 import HttpMessage, extract_messages
 from harness.capture.reader import CaptureReadError, TcpStream, frames_from_bytes, read_frames, reassemble
 from harness.capture.tls import KeyLog, TlsDecryptError, TlsSession, decrypt_tcp_stream, read_keylog, tls_stream
 from harness.wire.wsman import WSManDecodeError, is_fault, parse_envelope, parse_fault
 from harness.wire.wsman.ns import NS_ENUMERATION, NS_TRANSFER, Action
+
+if TYPE_CHECKING:
+    from harness.capture.credssp_decrypt import CredSSPStream
 
 Verdict = Literal["pass", "fail", "encrypted", "info"]
 
@@ -63,6 +72,12 @@ _kerberos_password_factories: list[Callable[[str], Decryptor | None]] = []
 class NotDecryptable(ValueError):
     """Raised by a :data:`Decryptor` that has nothing to open a message with (no authentication
     handshake in the capture, another protocol): the message stays ``encrypted`` (not checked)."""
+
+
+class KeysMissing(NotDecryptable):
+    """Raised by a :data:`Decryptor` whose keys were simply not given (CredSSP without the TLS
+    session's secrets in a key log): the message is ``info`` (not checked, not a failure), like a
+    TLS stream without keys."""
 
 
 #: What opening a stream gives per message (keyed by (is request, body offset)): the plaintext,
@@ -240,6 +255,10 @@ def _classify(stream: TcpStream, msg: HttpMessage, before: list[HttpMessage], d:
             return
         try:
             body = decryptor(stream, msg, before)
+        except KeysMissing as exc:
+            r.verdict = "info"
+            r.objects.append(f"sealed, not opened: {exc}")
+            return
         except NotDecryptable as exc:
             r.verdict = "encrypted"
             r.errors.append(f"encrypted: no decryptor could open it ({exc})")
@@ -349,6 +368,8 @@ def check_streams(streams: list[TcpStream], *, validator: Any = None, password: 
         responses = extract_messages(stream.to_client, False, [m.method for m in requests])
         if not requests and not responses:
             continue
+        credssp = _credssp(stream, requests, responses, keylog, notes, reports)
+        stream_decryptor = decryptor if credssp is None else credssp.decryptor(decryptor)
         decoded_req: list[_Decoded] = []
         decoded_resp: list[_Decoded] = []
         for msgs, out, direction in ((requests, decoded_req, "request"), (responses, decoded_resp, "response")):
@@ -358,7 +379,10 @@ def check_streams(streams: list[TcpStream], *, validator: Any = None, password: 
                                     frame=msg.frame, http=msg.summary, action=None, message_id=None,
                                     relates_to=None, verdict="pass", size=len(msg.body))
                 d = _Decoded(rep, msg)
-                _classify(stream, msg, msgs[:i], d, validator, password, decryptor)
+                _classify(stream, msg, msgs[:i], d, validator, password, stream_decryptor)
+                if credssp is not None:   # the CredSSP steps the message carried (never a secret)
+                    rep.objects.extend(credssp.steps.get((msg.is_request, msg.offset), []))
+                    rep.errors.extend(credssp.errors.get((msg.is_request, msg.offset), []))
                 out.append(d)
         finals = [d for d in decoded_resp if (d.msg.status or 0) >= 200 or d.msg.status is None]
         for i, req in enumerate(decoded_req):
@@ -380,6 +404,29 @@ def check_streams(streams: list[TcpStream], *, validator: Any = None, password: 
     for i, r in enumerate(reports, 1):
         r.index = i
     return reports, notes
+
+
+def _credssp(stream: TcpStream, requests: list[HttpMessage], responses: list[HttpMessage], keylog: KeyLog | None,
+             notes: list[str], reports: list[MessageReport]) -> CredSSPStream | None:
+    """A connection using the CredSSP scheme: its TLS session opened with ``keylog``
+    (harness.capture.credssp_decrypt; MS-CSSP 3.1.5, MS-WSMV 2.2.9.1.1); its notes, and a stream
+    report unless every session opened ("CredSSP, no keys" info, "cannot decrypt", or a failure)."""
+    from harness.capture.credssp_decrypt import open_credssp_stream, uses_credssp
+
+    if not uses_credssp(requests) and not uses_credssp(responses):
+        return None
+    opened = open_credssp_stream(stream.index, requests, responses, keylog)
+    notes.extend(opened.notes)
+    summary = opened.summary()
+    if summary is not None:
+        verdict, text = summary
+        reports.append(MessageReport(index=0, stream=stream.index, direction="request", frame=stream.first_frame,
+                                     http="CredSSP " + ", ".join(dict.fromkeys(s.description for s in opened.sessions)),
+                                     action=None, message_id=None, relates_to=None,
+                                     verdict="info" if verdict == "info" else "encrypted" if verdict == "encrypted"
+                                     else "fail", errors=[text],
+                                     size=stream.to_server.length + stream.to_client.length))
+    return opened
 
 
 def _is_dcerpc(stream: TcpStream) -> bool:

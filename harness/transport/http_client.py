@@ -107,6 +107,8 @@ class HttpTransport:
                     raise TransportError(f"cannot open the TLS key log {keylog}: {exc.strerror or exc}") from exc
         #: the TLS key log file this transport writes to (None: none)
         self.tls_keylog: str | None = self._ssl.keylog_filename if self._ssl is not None else None
+        #: the key log asked for explicitly; CredSSP's inner TLS session writes there too (MS-CSSP 3.1.5)
+        self._keylog_asked = tls_keylog
         self._session: aiohttp.ClientSession | None = None
         self._context: Any = None
         self._protocol = encryption_protocol("Negotiate")
@@ -187,7 +189,8 @@ class HttpTransport:
             return first.reply
         offered = offered_schemes(first.www_authenticate)
         initiator = Initiator(self.auth, self._username or "", self._password or "", hostname=urlsplit(
-            self.url).hostname or "localhost", encrypt=self.encrypt, cert_der=first.peer_cert, offered=offered)
+            self.url).hostname or "localhost", encrypt=self.encrypt, cert_der=first.peer_cert, offered=offered,
+            tls_keylog=self._keylog_asked)
         wanted = initiator.http_scheme.lower()
         if wanted not in offered:
             raise AuthError(f"server does not offer {initiator.http_scheme} "
