@@ -929,7 +929,12 @@ class ProgressRecord(Payload):
 
 @dataclass
 class InformationRecord(Payload):
-    """MS-PSRP 2.2.2.26 (protocol 2.3); unknown properties are kept in ``extra_properties``."""
+    """MS-PSRP 2.2.2.26 (protocol 2.3); unknown properties are kept in ``extra_properties``.
+
+    Written as note properties of an untyped object (observed Windows behaviour: PowerShell's
+    remoting encoder adds them as note properties, which is also the only shape pypsrp reads); the
+    2.2.2.26 example shows a typed object with adapted properties, which the decoder accepts too
+    (tests/unit/psrp/test_psrp_golden_spec.py pins the difference)."""
 
     MESSAGE_TYPE: ClassVar[MessageType] = MessageType.INFORMATION_RECORD
     message_data: Any = None
