@@ -931,10 +931,11 @@ class ProgressRecord(Payload):
 class InformationRecord(Payload):
     """MS-PSRP 2.2.2.26 (protocol 2.3); unknown properties are kept in ``extra_properties``.
 
-    Written as note properties of an untyped object (observed Windows behaviour: PowerShell's
-    remoting encoder adds them as note properties, which is also the only shape pypsrp reads); the
-    2.2.2.26 example shows a typed object with adapted properties, which the decoder accepts too
-    (tests/unit/psrp/test_psrp_golden_spec.py pins the difference)."""
+    Written as note properties (``<MS>``) of an untyped object: the only shape pypsrp, a client used
+    against real Windows hosts, reads (it refuses the other). The 2.2.2.26 example shows a typed
+    object with adapted properties (``<Props>``), which the decoder accepts too; which one Windows
+    sends in the PSRP message is to be confirmed on a capture (tests/unit/psrp/test_psrp_golden_spec.py
+    pins the difference)."""
 
     MESSAGE_TYPE: ClassVar[MessageType] = MessageType.INFORMATION_RECORD
     message_data: Any = None
