@@ -42,7 +42,7 @@ import contextlib
 import re
 import struct
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -241,8 +241,11 @@ class LiveCapture:
     """A bounded live capture of the TCP traffic of ``ports`` on ``iface`` (see the module docstring)."""
 
     def __init__(self, ports: Iterable[int], iface: str = "lo", *, max_packets: int = MAX_PACKETS,
-                 max_bytes: int = MAX_BYTES, inbound_only: bool | None = None) -> None:
+                 max_bytes: int = MAX_BYTES, inbound_only: bool | None = None,
+                 listen: Callable[..., Any] | None = None) -> None:
         self.iface = iface
+        #: opens the layer-2 listening socket (default: scapy's ``conf.L2listen`` at start time)
+        self._listen = listen
         self.ports = sorted({int(p) for p in ports if p})
         self.filter = bpf_filter(self.ports, inbound_only=iface.startswith("lo") if inbound_only is None
                                  else inbound_only)
@@ -266,8 +269,9 @@ class LiveCapture:
             from scapy.sendrecv import AsyncSniffer
         except ImportError as exc:  # pragma: no cover - scapy is a dependency
             return f"scapy is not available ({exc})"
+        listen = self._listen if self._listen is not None else conf.L2listen
         try:
-            sock = conf.L2listen(iface=self.iface, filter=self.filter)
+            sock = listen(iface=self.iface, filter=self.filter)
         except PermissionError as exc:
             return f"not permitted to capture on {self.iface} (needs root or CAP_NET_RAW): {exc}"
         except Exception as exc:  # scapy raises OSError, Scapy_Exception, ImportError (no libpcap)...

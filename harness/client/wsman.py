@@ -8,17 +8,22 @@ every message sent and received is checked against the XSDs first.
 
 from __future__ import annotations
 
+import asyncio
+import random
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol, TypeVar
 
+import aiohttp
 from lxml import etree
 
 from harness.targets.inventory import Target
-from harness.transport.http_client import HttpReply, HttpTransport
+from harness.transport.http_client import HttpReply, HttpTransport, TransportError
 from harness.transport.tap import Tap, default_tap
 from harness.wire.wsman import eventing as ev
 from harness.wire.wsman import messages as msg
+from harness.wire.wsman import robust as rc
 from harness.wire.wsman.cimxml import class_name_of, element_to_properties, params_element
 from harness.wire.wsman.dialect import WSMV, DialectError, check_dialect, convert_tree, detect_dialect, from_codec
 from harness.wire.wsman.duration import format_duration
@@ -26,7 +31,15 @@ from harness.wire.wsman.envelope import Envelope, parse_envelope, parse_xml
 from harness.wire.wsman.errors import WSManDecodeError
 from harness.wire.wsman.faults import WSManFault, is_fault, parse_fault
 from harness.wire.wsman.header import EndpointReference, Header, Option
-from harness.wire.wsman.ns import FILTER_ASSOCIATION, FILTER_SELECTOR, FILTER_WQL, Action
+from harness.wire.wsman.ns import (
+    FILTER_ASSOCIATION,
+    FILTER_SELECTOR,
+    FILTER_WQL,
+    RESOURCE_CIM_ALL,
+    RESOURCE_ROBUST_CONNECTION,
+    RESOURCE_WMI_PREFIX,
+    Action,
+)
 
 #: MaxEnvelopeSize the Windows client sends by default (observed Windows behaviour: 512000).
 DEFAULT_MAX_ENVELOPE = 512_000
@@ -120,12 +133,61 @@ class EventPage:
     dropped: list[int] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class RobustOptions:
+    """The client side of robust connections (MS-WSMV 3.2.1, 3.2.2, 3.2.5.3, 3.2.6.5, 3.2.7), opt-in
+    with ``WSManClient(robust=True)`` or ``robust=RobustOptions(...)``.
+
+    A CIM operation (Get, Put, Create, Delete, Enumerate, Pull, Release, a method) is sent with a
+    new OperationID (``s:mustUnderstand="false"``) and SequenceId 1 (3.2.6.5). When the connection
+    fails before the answer is read (reset, closed, timed out), the request is resent on a new
+    connection with ``s:mustUnderstand="true"`` on its OperationID (3.2.5.3), after the wait of
+    the Request Retry timer (3.2.2; :func:`harness.wire.wsman.robust.retry_wait`): the server
+    answers from the messages it retained instead of running the operation again.
+    ``window``/``first_bound``/``forced_points`` are the timer's 180 s, 15 s and 55/115/175 s
+    (scaled down by tests); ``draw(bound)`` picks the random wait in [0, bound]."""
+
+    window: float = rc.RETRY_WINDOW
+    first_bound: float = rc.FIRST_RETRY_BOUND
+    forced_points: tuple[float, ...] = rc.FORCED_RETRY_POINTS
+    draw: Callable[[float], float] = field(default=lambda bound: random.uniform(0.0, bound))
+    clock: Callable[[], float] = time.monotonic
+
+
+@dataclass
+class RobustOperation:
+    """What the client knows of the last robust operation (CimOperations row, MS-WSMV 3.2.1)."""
+
+    operation_id: str
+    #: Retransmissions sent (the original request is not counted).
+    retransmissions: int = 0
+    #: ReceiveSequenceID: the SequenceId expected next from the server.
+    receive_sequence_id: int = 1
+    #: The server's LastSequenceIdReceived of each Acknowledge it sent (3.1.4.1.39).
+    acknowledged_by_server: list[int] = field(default_factory=list)
+    #: Duplicates ignored (3.2.7: a SequenceId below ReceiveSequenceID).
+    duplicates: int = 0
+    #: Whether the answer carried OperationID (the server supports robust connections for the resource).
+    server_supports: bool = False
+
+
+#: Resource URI prefixes of CIM objects and the actions the client sends robustly (MS-WSMV 3.2.6.5).
+_ROBUST_PREFIXES = (RESOURCE_WMI_PREFIX.lower(), RESOURCE_CIM_ALL.rstrip("*").lower())
+_ROBUST_ACTIONS = frozenset({Action.GET, Action.PUT, Action.CREATE, Action.DELETE, Action.ENUMERATE,
+                             Action.PULL, Action.RELEASE, ""})
+
+
+def _connection_failure(exc: TransportError) -> bool:
+    """A broken or timed-out connection (MS-WSMV 3.2.7.10), not a refusal (authentication, policy)."""
+    return isinstance(exc.__cause__, aiohttp.ClientError | TimeoutError | OSError)
+
+
 class WSManClient:
     """One target, one HTTP session. Use ``async with``."""
 
     def __init__(self, target: Target, *, tap: Tap | None = None, validator: MessageValidator | None = None,
                  max_envelope_size: int = DEFAULT_MAX_ENVELOPE, locale: str | None = "en-US",
-                 dialect: str | None = None) -> None:
+                 dialect: str | None = None, robust: bool | RobustOptions = False) -> None:
         self.target = target
         #: The WS-Management dialect written on the wire (harness.wire.wsman.dialect): ``dialect``,
         #: else the target's (Target.dialect): "wsmv" (MS-WSMV) or "wsman2005" (MS-WSMAN 2005/06).
@@ -134,6 +196,10 @@ class WSManClient:
         self.last_request: bytes | None = None
         self.last_response: bytes | None = None
         self.validator = validator
+        #: Robust connections (MS-WSMV 3.2.6.5; opt-in, MS-WSMV dialect only): see RobustOptions.
+        self.robust: RobustOptions | None = (RobustOptions() if robust is True else robust or None)
+        #: The last robust operation (None before one).
+        self.last_operation: RobustOperation | None = None
         self.max_envelope_size = max_envelope_size
         self.locale = locale
         self._transport = HttpTransport(target.url, username=target.username, password=target.password,
@@ -150,10 +216,15 @@ class WSManClient:
     # ------------------------------------------------------------------------------ plumbing
     def header(self, action: str, resource_uri: str | None,
                selectors: Mapping[str, str | EndpointReference] | None = None, **extra: Any) -> Header:
-        """A request header as the Windows client writes it (MS-WSMV 2.2.4.x)."""
-        return Header(action=action, to=self.target.url, resource_uri=resource_uri,
-                      selectors=dict(selectors or {}), max_envelope_size=self.max_envelope_size,
-                      operation_timeout=DEFAULT_OPERATION_TIMEOUT, locale=self.locale, **extra)
+        """A request header as the Windows client writes it (MS-WSMV 2.2.4.x); with :attr:`robust`,
+        a CIM operation's header carries a new OperationID and SequenceId 1 (MS-WSMV 3.2.6.5)."""
+        h = Header(action=action, to=self.target.url, resource_uri=resource_uri,
+                   selectors=dict(selectors or {}), max_envelope_size=self.max_envelope_size,
+                   operation_timeout=DEFAULT_OPERATION_TIMEOUT, locale=self.locale, **extra)
+        if (self.robust is not None and self.dialect == WSMV and h.operation_id is None
+                and action in _ROBUST_ACTIONS and (resource_uri or "").lower().startswith(_ROBUST_PREFIXES)):
+            h = rc.robust_header(h, rc.new_operation_id())
+        return h
 
     async def send_raw(self, body: bytes, *, authenticated: bool = True,
                        extra_headers: dict[str, str] | None = None) -> HttpReply:
@@ -170,13 +241,18 @@ class WSManClient:
         self.last_request, self.last_response = body, None
         if self.validator is not None:
             self.validator.assert_valid(body, "request")
-        reply = await self._transport.post(body, authenticated=authenticated, extra_headers=extra_headers)
+        operation = self._robust_operation_of(body)
+        if operation is None:
+            reply = await self._transport.post(body, authenticated=authenticated, extra_headers=extra_headers)
+        else:
+            reply = await self._post_robust(body, operation, authenticated=authenticated,
+                                            extra_headers=extra_headers)
         self.last_response = reply.body
         if reply.status == 401:
             raise ProtocolViolation(f"HTTP 401 from {self.target.url}: authentication refused")
         if reply.status not in (200, 400, 500):
             raise ProtocolViolation(f"HTTP {reply.status} from {self.target.url}: {reply.body[:200]!r}")
-        env = self._read_response(reply)
+        env = self._read_response(reply) if operation is None else await self._read_robust(reply, operation)
         if is_fault(env):
             try:
                 raise parse_fault(env)
@@ -185,6 +261,139 @@ class WSManClient:
         if reply.status != 200:
             raise ProtocolViolation(f"HTTP {reply.status} without a SOAP fault")
         return env
+
+    # ------------------------------------------------------------------------------ robust connections
+    def _robust_operation_of(self, body: bytes) -> RobustOperation | None:
+        """The robust operation a request starts (its OperationID, MS-WSMV 3.2.6.5), or None."""
+        if self.robust is None or self.dialect != WSMV or b"OperationI" not in body:
+            return None
+        try:
+            header = parse_envelope(body).header
+        except WSManDecodeError:
+            return None
+        if header.operation_id is None or header.action in (Action.ACKNOWLEDGE, Action.END) \
+                or header.action in rc.KEEPALIVE_ACTIONS:
+            return None
+        self.last_operation = RobustOperation(header.operation_id)
+        return self.last_operation
+
+    async def _post_robust(self, body: bytes, operation: RobustOperation, *, authenticated: bool,
+                           extra_headers: dict[str, str] | None) -> HttpReply:
+        """POST a robust request; when the connection fails before the answer is read (MS-WSMV
+        3.2.7.10), close it, wait for the Request Retry timer (3.2.2) and resend the request on a new
+        connection with ``s:mustUnderstand="true"`` on its OperationID (3.2.5.3), until an answer
+        comes or RetryStartTime + 180 s passes."""
+        assert self.robust is not None
+        options = self.robust
+        data = body
+        retry_start: float | None = None
+        attempt = 0
+        while True:
+            try:
+                return await self._transport.post(data, authenticated=authenticated, extra_headers=extra_headers)
+            except TransportError as exc:
+                if not _connection_failure(exc):
+                    raise
+                now = options.clock()
+                retry_start = now if retry_start is None else retry_start
+                attempt += 1
+                wait = rc.retry_wait(attempt, now - retry_start, options.draw, window=options.window,
+                                     first_bound=options.first_bound, forced_points=options.forced_points)
+                if wait is None:
+                    raise TransportError(f"robust connection: no answer for operation {operation.operation_id} "
+                                         f"within {options.window} s of retrying ({attempt - 1} retransmissions)"
+                                         ) from exc
+                # "close the primary and secondary connections" (3.2.7.10): the retransmission
+                # goes on a new connection (and authenticates again).
+                await self._transport.close()
+                await asyncio.sleep(wait)
+                data = rc.mark_retransmission(body)
+                self.last_request = data
+                operation.retransmissions += 1
+                if self.validator is not None:
+                    self.validator.assert_valid(data, "request")
+
+    async def _read_robust(self, reply: HttpReply, operation: RobustOperation) -> Envelope:
+        """The answer of a robust operation (MS-WSMV 3.2.7): the envelopes of the (possibly chunked)
+        body in order -- a server Acknowledge, KeepAlives and AcknowledgeRequests are noted, a
+        response whose SequenceId is below ReceiveSequenceID is a duplicate (ignored and
+        acknowledged), above it an error -- and the final response is returned. An answer without
+        OperationID comes from a server that does not support robust connections for the resource
+        (3.1.4.1.39) and is the answer as is."""
+        try:
+            parts = rc.split_envelopes(reply.body) if reply.body.strip() else [reply.body]
+        except WSManDecodeError as exc:
+            self._malformed(reply, exc)
+        final: Envelope | None = None
+        ack_requested = False
+        for part in parts:
+            env = self._read_response(HttpReply(reply.status, reply.headers, part))
+            action = env.header.action
+            if action == Action.ACKNOWLEDGE:
+                operation.acknowledged_by_server.append(self._decode(rc.parse_acknowledge, env).last_sequence_id)
+                continue
+            if action in rc.KEEPALIVE_ACTIONS:
+                continue
+            if action == Action.ACKNOWLEDGE_REQUEST:
+                ack_requested = True
+                continue
+            if final is not None:
+                raise ProtocolViolation("a message after the final response of the operation (MS-WSMV 3.2.7.9)")
+            if env.header.operation_id is None:
+                if len(parts) > 1:
+                    raise ProtocolViolation("several messages in an answer without OperationID")
+                final = env
+                continue
+            self._check_operation_id(env, operation)
+            seq = env.header.sequence_id
+            if seq is None:
+                raise ProtocolViolation("a robust response without SequenceId (MS-WSMV 3.1.6.6)")
+            if seq < operation.receive_sequence_id:
+                operation.duplicates += 1   # 3.2.7: ignored, and acknowledged below
+                ack_requested = True
+                continue
+            if seq > operation.receive_sequence_id:
+                raise ProtocolViolation(f"SequenceId {seq} where {operation.receive_sequence_id} was expected: "
+                                        "messages of the operation are missing (MS-WSMV 3.2.7)")
+            operation.receive_sequence_id += 1
+            operation.server_supports = True
+            final = env
+        if ack_requested and operation.receive_sequence_id > 1:
+            await self.acknowledge(operation.operation_id, operation.receive_sequence_id - 1)
+        if final is None:
+            raise ProtocolViolation(f"no response to operation {operation.operation_id} in the answer "
+                                    f"({len(parts)} message(s)): the server holds none to resend")
+        return final
+
+    @staticmethod
+    def _check_operation_id(env: Envelope, operation: RobustOperation) -> None:
+        try:
+            same = rc.parse_operation_id(env.header.operation_id or "") == rc.parse_operation_id(
+                operation.operation_id)
+        except WSManDecodeError as exc:
+            raise ProtocolViolation(f"malformed OperationID in the answer: {exc.reason}") from None
+        if not same:
+            raise ProtocolViolation(f"answer for operation {env.header.operation_id}, "
+                                    f"expected {operation.operation_id} (MS-WSMV 3.1.4.1.39)")
+
+    async def acknowledge(self, operation_id: str, last_sequence_id: int) -> None:
+        """Acknowledge (MS-WSMV 3.1.4.18) on the RobustConnection resource: the server may delete the
+        messages of the operation up to ``last_sequence_id``. The answer has no body (output data
+        type None); a fault is raised."""
+        body = rc.build_acknowledge(operation_id, last_sequence_id, to=self.target.url)
+        if self.validator is not None:
+            self.validator.assert_valid(body, "request")
+        reply = await self._transport.post(body)
+        if reply.status == 200 and not reply.body.strip():
+            return
+        if reply.status not in (200, 500):
+            raise ProtocolViolation(f"HTTP {reply.status} to Acknowledge: {reply.body[:200]!r}")
+        env = self._read_response(reply)
+        if is_fault(env):
+            raise self._decode(parse_fault, env)
+        if env.header.action != Action.ACKNOWLEDGE and env.payload is not None:
+            raise ProtocolViolation(f"unexpected answer to Acknowledge on {RESOURCE_ROBUST_CONNECTION}: "
+                                    f"{env.header.action}")
 
     def _read_response(self, reply: HttpReply) -> Envelope:
         """Parse the answer once (hardened parser), validate that tree when the client has a
@@ -434,5 +643,5 @@ class WSManClient:
 
 
 __all__ = ["EnumerationResult", "EventPage", "EventSubscription", "IdentifyInfo", "Instance", "Page",
-           "ProtocolViolation", "WSManClient",
+           "ProtocolViolation", "RobustOperation", "RobustOptions", "WSManClient",
            "WSManFault"]

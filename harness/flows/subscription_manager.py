@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from lxml import etree
 
+from harness.transport.body import read_body
 from harness.transport.http_listener import start_listener
 from harness.transport.tap import Direction, Tap
 from harness.wire.wsman import eventing as ev
@@ -125,7 +126,7 @@ class SubscriptionManagerServer:
                             body=body, status=status)
 
     async def _handle(self, request: web.Request) -> web.Response:
-        data = await request.content.read(MAX_MESSAGE_BYTES + 1)
+        data = await read_body(request.content, MAX_MESSAGE_BYTES + 1)
         peer = request.remote or ""
         self._tap("request", data, peer)
         status, body = self.answer(data)

@@ -81,6 +81,9 @@ MOCK_CAPABILITIES: frozenset[str] = frozenset(
         # namespace security changed through __SystemSecurity.SetSD (MS-WMOD 2.9.3); changes the
         # target's security, so a real target only has it when its inventory lists it (opt-in)
         "sddl",
+        # robust connections for CIM resources (MS-WSMV 3.1.4.1.39; MS-WMOD 2.10.1): Windows 8 / Server
+        # 2012 and later send OperationID in responses (<99>), so it is in WINDOWS_CAPABILITIES too
+        "robust-connection",
     }
 )
 

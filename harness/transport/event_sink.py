@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from harness.transport.body import read_body
 from harness.transport.http_listener import start_listener
 from harness.transport.tap import Direction, Tap
 from harness.wire.wsman import eventing as ev
@@ -80,7 +81,7 @@ class EventSink:
                             status=status)
 
     async def _handle(self, request: web.Request) -> web.Response:
-        data = await request.content.read(MAX_MESSAGE_BYTES + 1)
+        data = await read_body(request.content, MAX_MESSAGE_BYTES + 1)
         self._tap("request", data, request.remote or "")
         try:
             env = parse_envelope(data, max_size=MAX_MESSAGE_BYTES, understood_headers=ev.EVENTING_HEADERS)

@@ -41,6 +41,7 @@ from harness.auth.headers import basic_credentials, offered_schemes
 from harness.auth.initiator import Initiator, check_scheme
 from harness.auth.kerberos import encryption_protocol
 from harness.auth.tls import client_ssl_context
+from harness.transport.body import read_body
 from harness.transport.tap import Tap
 from harness.wire.wsman.ns import SOAP_CONTENT_TYPE
 
@@ -220,7 +221,7 @@ class HttpTransport:
         try:
             async with self._session.post(self.url, data=body, headers=headers) as resp:
                 peer_cert = _peer_certificate(resp)
-                data = await resp.content.read(self._max_response + 1)
+                data = await read_body(resp.content, self._max_response + 1)
                 if len(data) > self._max_response:
                     raise TransportError(f"response larger than {self._max_response} bytes")
                 wire = _Wire(HttpReply(resp.status, dict(resp.headers), data),

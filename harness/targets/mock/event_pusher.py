@@ -44,6 +44,7 @@ from harness.targets.mock.config import MockConfig
 from harness.targets.mock.events import EndedSubscription, EventSource, LoggedEvent, Subscription, make_bookmark
 from harness.targets.mock.publisher import Publisher
 from harness.targets.mock.wsman_service import WSManService
+from harness.transport.body import read_body
 from harness.wire.wsman import eventing as ev
 from harness.wire.wsman.cimxml import instance_to_element
 from harness.wire.wsman.envelope import parse_envelope
@@ -143,7 +144,7 @@ class EventPusher:
         """POST one message; True on a 2xx answer (and, with ``ack_for``, a wsman:Ack to it)."""
         try:
             async with session.post(address, data=body, headers={"Content-Type": SOAP_CONTENT_TYPE}) as resp:
-                answer = await resp.content.read(MAX_ACK_BYTES + 1)
+                answer = await read_body(resp.content, MAX_ACK_BYTES + 1)
                 ok = 200 <= resp.status < 300
                 return ok and (ack_for is None or _is_ack(answer, ack_for))
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:

@@ -28,7 +28,9 @@ from harness.cim.store import CimStore
 from harness.targets.mock.answer_later import WakeSignal, answer_when_ready
 from harness.targets.mock.config import MockConfig
 from harness.targets.mock.event_pusher import install_event_tasks
+from harness.targets.mock.robust import TransportConnection, request_scope
 from harness.targets.mock.wsman_service import Principal, WSManService
+from harness.transport.body import read_body
 from harness.wire.wsman.ns import SOAP_CONTENT_TYPE
 
 log = logging.getLogger("wmh.mock")
@@ -90,16 +92,10 @@ def _unauthorized(challenges: list[str], reason: str = "") -> web.Response:
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
     """The request body, at most ``limit`` bytes, however many TCP segments it arrives in."""
-    data = bytearray()
-    while len(data) < limit:
-        chunk = await request.content.read(limit - len(data))
-        if not chunk:
-            break
-        data += chunk
-    return bytes(data)
+    return await read_body(request.content, limit)
 
 
-async def handle_wsman(request: web.Request) -> web.Response:
+async def handle_wsman(request: web.Request) -> web.StreamResponse:
     service = request.app[_SERVICE_KEY]
     config = request.app[_CONFIG_KEY]
     auth_state = request.app[_AUTH_KEY]
@@ -159,13 +155,33 @@ async def handle_wsman(request: web.Request) -> web.Response:
         # Receive may wait (bounded by OperationTimeout) for a shell command's output (MS-WSMV 3.1.4.14);
         # an empty Pull on an event subscription may wait for events (DSP0226 10.2.9.4): one driver,
         # woken by the service's producers (harness.targets.mock.answer_later).
-        status, body = await answer_when_ready(service, data, principal, request.app[_WAKE_KEY])
+        # The request's TCP connection is its PrimaryConnection for robust connections (MS-WSMV
+        # 3.1.1, 3.1.4.1.39); a retransmission's answer comes back as several envelopes.
+        connection = TransportConnection(request.transport) if request.transport is not None else None
+        with request_scope(connection) as scope:
+            status, body = await answer_when_ready(service, data, principal, request.app[_WAKE_KEY])
+        if scope.parts and not sealed:
+            return await _write_chunked(request, status, scope.parts, extra)
     if sealed:
         # The answer is sealed under the protocol of the request (SPNEGO, Kerberos or CredSSP;
         # MS-WSMV 2.2.9.1.1), CredSSP in 16 KiB pieces (MS-WSMV 2.2.9.1.2).
         sealed_type, sealed_body = seal(conn.context, body, parse_content_type(content_type)[0])
         return web.Response(status=status, body=sealed_body, headers={**extra, "Content-Type": sealed_type})
     return web.Response(status=status, body=body, headers={**extra, "Content-Type": SOAP_CONTENT_TYPE})
+
+
+async def _write_chunked(request: web.Request, status: int, parts: list[bytes],
+                         extra: CIMultiDict[str]) -> web.StreamResponse:
+    """A multi-message answer: ``Transfer-Encoding: chunked``, each SOAP envelope one HTTP chunk,
+    then the final zero-length chunk (MS-WSMV 3.1.4.1.39, 3.2.4.2.1). A sealed answer is one
+    sealed body instead (the client splits the envelopes after unsealing)."""
+    response = web.StreamResponse(status=status, headers={**extra, "Content-Type": SOAP_CONTENT_TYPE})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    for part in parts:
+        await response.write(part)
+    await response.write_eof()
+    return response
 
 
 def service_of(app: web.Application) -> WSManService:

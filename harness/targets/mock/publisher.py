@@ -31,6 +31,7 @@ from harness.aio import wait_event
 from harness.targets.mock.config import MockConfig
 from harness.targets.mock.events import EventSource, ManualClock
 from harness.targets.mock.wsman_service import Principal, WSManService
+from harness.transport.body import read_body
 from harness.wire.wsman import eventing as ev
 from harness.wire.wsman import messages as msg
 from harness.wire.wsman.envelope import Envelope, parse_envelope
@@ -146,7 +147,7 @@ class Publisher:
 
     async def _exchange(self, session: aiohttp.ClientSession, url: str, body: bytes) -> Envelope:
         async with session.post(url, data=body, headers={"Content-Type": SOAP_CONTENT_TYPE}) as resp:
-            data = await resp.content.read(MAX_RESPONSE_BYTES + 1)
+            data = await read_body(resp.content, MAX_RESPONSE_BYTES + 1)
         if len(data) > MAX_RESPONSE_BYTES:
             raise PublisherError("the subscription manager's answer is too large")
         env = parse_envelope(data, max_size=MAX_RESPONSE_BYTES)

@@ -33,6 +33,14 @@ from harness.targets.mock.resources import (
     instance_path,
     resolve_resource,
 )
+from harness.targets.mock.robust import (
+    OperationRow,
+    Replay,
+    body_digest,
+    current_scope,
+    install_robust_handlers,
+    supports_action,
+)
 from harness.targets.mock.shells import install_shell_handlers
 from harness.targets.mock.winrm_config import install_config_handlers
 from harness.wire.wsman import eventing as ev
@@ -171,6 +179,9 @@ class WSManService:
         #: WinRM service configuration: the winrm/config resources (observed Windows behaviour;
         #: learn.microsoft.com "Installation and configuration for Windows Remote Management").
         install_config_handlers(self)
+        #: Robust connections (MS-WSMV 3.1.4.1.39; harness.targets.mock.robust): the OperationMessages
+        #: table of the CIM resources, and the Acknowledge / KeepAlive / End handlers.
+        self.robust = install_robust_handlers(self, clock)
         #: WS-Management dialects the listener accepts (harness.wire.wsman.dialect): MS-WSMV and the
         #: Windows Server 2003 R2 dialect MS-WSMAN 2005/06; a config attribute ``wsman_dialects``
         #: restricts them (e.g. ("wsman2005",) for a Windows Server 2003 R2 listener).
@@ -190,7 +201,7 @@ class WSManService:
             dialect = None  # answered by the MS-WSMV codec: s:MustUnderstand for the unknown headers
         elif dialect == WSMV and WSMV not in self.dialects:
             return HTTP_FAULT, self._refuse_wsmv(data)
-        status, body = self._handle_codec(data, principal)
+        status, body = self._handle_codec(data, principal, robust=dialect != WSMAN2005)
         try:
             return status, from_codec(body, dialect)
         except DialectError as exc:
@@ -215,24 +226,61 @@ class WSManService:
             block.set("qname", f"nu:{name}")
         return etree.tostring(answer, xml_declaration=True, encoding="utf-8")
 
-    def _handle_codec(self, data: bytes, principal: Principal) -> tuple[int, bytes]:
-        """Answer one MS-WSMV request envelope. Never raises."""
+    def _handle_codec(self, data: bytes, principal: Principal, *, robust: bool = True) -> tuple[int, bytes]:
+        """Answer one MS-WSMV request envelope. Never raises. ``robust``: a request with an
+        OperationID on a resource that supports robust connections goes through the
+        OperationMessages table (MS-WSMV 3.1.4.1.39; harness.targets.mock.robust)."""
         relates_to: str | None = None
+        row: OperationRow | None = None
         try:
             env = parse_envelope(data, max_size=self.config.max_request_bytes)
             relates_to = env.header.message_id or None
-            body = self._dispatch(env, principal)
-            return HTTP_OK, body
+            if len(self.robust):
+                self.robust.sweep()   # the Response Retention timers (MS-WSMV 3.1.2, 3.1.6.5)
+            if robust and self._robust_operation(env, principal):
+                scope = current_scope()
+                begun = self.robust.begin(env.header, principal.name, scope.connection if scope else None,
+                                          body_digest(env))
+                if isinstance(begun, Replay):
+                    # The retained answer instead of running the operation again: one envelope per
+                    # HTTP chunk when the HTTP layer can write them (MS-WSMV 3.1.4.1.39).
+                    if scope is not None:
+                        scope.parts = list(begun.messages)
+                    return HTTP_OK, b"".join(begun.messages)
+                row = begun
+            status, body = HTTP_OK, self._dispatch(env, principal)
         except WSManDecodeError as exc:
-            return HTTP_FAULT, self._fault(_decode_fault(exc), relates_to)
+            status, body = HTTP_FAULT, self._fault(_decode_fault(exc), relates_to)
         except WSManFault as fault:
-            return HTTP_FAULT, self._fault(fault, relates_to)
+            status, body = HTTP_FAULT, self._fault(fault, relates_to)
         except _Reply as reply:
-            return HTTP_FAULT, reply.body
+            status, body = HTTP_FAULT, reply.body
         except Exception as exc:  # a defect of the mock: still a fault, and logged for us
             log.exception("internal error in the mock WS-Man service")
             internal = make_fault("InternalError", f"The mock failed internally: {type(exc).__name__}")
-            return HTTP_FAULT, self._fault(internal, relates_to)
+            status, body = HTTP_FAULT, self._fault(internal, relates_to)
+        if row is not None:
+            # Every response of the operation, a fault too, carries its OperationID and SequenceId
+            # and is retained for a retransmission (MS-WSMV 3.1.6.6).
+            try:
+                body = self.robust.respond(row, body)
+            except WSManDecodeError:  # never: the body is the service's own envelope
+                log.exception("cannot stamp the answer of a robust operation")
+        return status, body
+
+    def _robust_operation(self, env: Envelope, principal: Principal) -> bool:
+        """A request the OperationMessages table handles: an OperationID on a CIM object operation
+        (harness.targets.mock.robust.supports_action), authenticated; a Pull of an event
+        subscription is a long poll of the event source, not a CIM object operation."""
+        h = env.header
+        if h.operation_id is None or not principal.name or not supports_action(h):
+            return False
+        if h.action == Action.PULL:
+            try:
+                return self.events.by_context(msg.parse_pull_request(env).context) is None
+            except WSManDecodeError:
+                return True   # malformed: the operation's answer is the fault
+        return True
 
     def handle_or_wait(self, data: bytes, principal: Principal,
                        waited: float = 0.0) -> tuple[int, bytes] | AnswerLater:

@@ -51,6 +51,13 @@ P_DATA_LOCALE = qn(NS_WSMAN_MS, "DataLocale")
 P_SESSION_ID = qn(NS_WSMAN_MS, "SessionId")
 P_OPERATION_ID = qn(NS_WSMAN_MS, "OperationID")
 P_SEQUENCE_ID = qn(NS_WSMAN_MS, "SequenceId")
+#: Other spellings read as the same headers (written: OperationID, SequenceId, as in the MS-WSMV
+#: 4.11 examples and observed Windows behaviour): the SequenceIDType schema of MS-WSMV 2.2.4.46
+#: names the element "SequenceID"; the streaming examples of 3.2.4.2.2 write "OperationId".
+P_SEQUENCE_ID_SCHEMA = qn(NS_WSMAN_MS, "SequenceID")
+P_OPERATION_ID_ALT = qn(NS_WSMAN_MS, "OperationId")
+#: xs:unsignedLong (MS-WSMV 2.2.4.46: SequenceID is an unsigned 64-bit integer).
+MAX_SEQUENCE_ID = 2**64 - 1
 
 
 def _new_message_id() -> str:
@@ -346,7 +353,12 @@ def _set_operation_id(h: Header, el: _Element) -> None:
 
 
 def _set_sequence_id(h: Header, el: _Element) -> None:
-    h.sequence_id = _uint(el, "SequenceId")
+    t = _text(el)
+    # MS-WSMV 2.2.4.46: an unsigned 64-bit integer (up to 20 digits).
+    if not t.isdigit() or len(t) > 20 or int(t) > MAX_SEQUENCE_ID:
+        raise WSManDecodeError(f"SequenceId must be an xs:unsignedLong, got {t[:40]!r}",
+                               fault="SchemaValidationError")
+    h.sequence_id = int(t)
 
 
 def _set_fragment(h: Header, el: _Element) -> None:
@@ -381,6 +393,8 @@ _HANDLERS: dict[str, tuple[str, Callable[[Header, _Element], None]]] = {
     P_SESSION_ID: ("SessionId", _set_session_id),
     P_OPERATION_ID: ("OperationID", _set_operation_id),
     P_SEQUENCE_ID: ("SequenceId", _set_sequence_id),
+    P_SEQUENCE_ID_SCHEMA: ("SequenceId", _set_sequence_id),
+    P_OPERATION_ID_ALT: ("OperationID", _set_operation_id),
 }
 
 #: Clark names of every header this codec understands (for s:MustUnderstand processing).
@@ -409,9 +423,9 @@ def read_header(children: Iterable[_Element],
                 unknown_mu.append(tag)
             continue
         name, fn = handler
-        if tag in seen:
+        if name in seen:  # by name: two spellings of one header are a duplicate too
             raise WSManDecodeError(f"duplicate {name} header", fault="InvalidMessageInformationHeader")
-        seen.add(tag)
+        seen.add(name)
         fn(h, child)
         if mu_attr is not None and _is_true(mu_attr):
             h.must_understand.add(name)

@@ -52,6 +52,10 @@ RESOURCE_CONFIG: Final = "http://schemas.microsoft.com/wbem/wsman/1/config"
 RESOURCE_SHELL_CMD: Final = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd"
 RESOURCE_POWERSHELL: Final = "http://schemas.microsoft.com/powershell/Microsoft.PowerShell"
 CIM_NAMESPACE_SELECTOR: Final = "__cimnamespace"  # DSP0227 8.1 / MS-WSMV 3.1.4.1.x
+#: Robust connections (MS-WSMV 3.1.4.18, 3.1.6.6): the resource URI of Acknowledge / AcknowledgeRequest.
+RESOURCE_ROBUST_CONNECTION: Final = "http://schemas.microsoft.com/wbem/wsman/1/wsman/RobustConnection"
+#: Full duplex (MS-WSMV 3.2.4.2.1.1 - 3.2.4.2.1.3): the resource URI of End, KeepAlive and Cancel.
+RESOURCE_FULL_DUPLEX: Final = "http://schemas.microsoft.com/wbem/wsman/1/wsman/FullDuplex"
 
 # --- WS-Addressing (DSP0226 5.4) ---------------------------------------------------------------
 ANONYMOUS: Final = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous"
@@ -117,6 +121,16 @@ class Action:
     HEARTBEAT: Final = "http://schemas.dmtf.org/wbem/wsman/1/wsman/Heartbeat"
     DROPPED_EVENTS: Final = "http://schemas.dmtf.org/wbem/wsman/1/wsman/DroppedEvents"
     ACK: Final = "http://schemas.dmtf.org/wbem/wsman/1/wsman/Ack"
+    # Robust connections and full duplex (MS-WSMV 3.1.4.1.39, 3.1.4.18, 3.1.4.19, 3.2.4.2.1; codec
+    # in robust.py). The KeepAlive action is spelled "KeepAlive" in the message table of 2.2.2.1
+    # and "Keepalive" in the message of 3.2.4.2.1.2 and the timer of 3.2.5.2; both are accepted,
+    # the latter is written.
+    ACKNOWLEDGE: Final = "http://schemas.microsoft.com/wbem/wsman/1/wsman/Acknowledge"
+    ACKNOWLEDGE_REQUEST: Final = "http://schemas.microsoft.com/wbem/wsman/1/wsman/AcknowledgeRequest"
+    KEEPALIVE: Final = "http://schemas.microsoft.com/wbem/wsman/1/wsman/Keepalive"
+    KEEPALIVE_TABLE: Final = "http://schemas.microsoft.com/wbem/wsman/1/wsman/KeepAlive"
+    END: Final = "http://schemas.microsoft.com/wbem/wsman/1/wsman/End"
+    CANCEL: Final = "http://schemas.microsoft.com/wbem/wsman/1/wsman/Cancel"
     # Identify has no action header (DSP0226 11; MS-WSMV 3.1.4.16); these name the body elements
     IDENTIFY: Final = "{" + NS_WSMID + "}Identify"
     IDENTIFY_RESPONSE: Final = "{" + NS_WSMID + "}IdentifyResponse"

@@ -142,13 +142,10 @@ def test_plugin_option_writes_a_redacted_live_capture(tmp_path: Path) -> None:
     assert b"Authorization: Basic ***" in live.read_bytes()
 
 
-def test_an_unprivileged_process_gets_the_reason_and_no_sniffer(monkeypatch: pytest.MonkeyPatch) -> None:
-    from scapy.config import conf
-
+def test_an_unprivileged_process_gets_the_reason_and_no_sniffer() -> None:
     def refuse(**_: object) -> None:
         raise PermissionError(1, "Operation not permitted")
 
-    monkeypatch.setattr(conf, "L2listen", refuse)
-    live = LiveCapture([5985])
+    live = LiveCapture([5985], listen=refuse)
     why = live.start()
     assert why is not None and "CAP_NET_RAW" in why and not live.running
