@@ -112,6 +112,22 @@ def _probes() -> list[tuple[str, tuple[str, ...], Probe]]:
     async def environment(c: Any) -> object:
         return await c.enumerate_all(wmi_uri("Win32_Environment"), max_elements=50, max_round_trips=200)
 
+    async def robust(c: Any) -> object:
+        """A Get sent with wsmv:OperationID; a server with Robust Connection support for CIM
+        resources answers with the same OperationID (MS-WSMV 3.1.4.1.39). No retransmission."""
+        from harness.client.wsman import RobustOptions
+
+        saved = c.robust
+        c.robust = RobustOptions(window=0.0, first_bound=0.0, forced_points=())
+        try:
+            await c.get(wmi_uri("Win32_OperatingSystem"))
+            operation = c.last_operation
+            if operation is None or not operation.server_supports:
+                raise LookupError("the answer carried no wsmv:OperationID (MS-WSMV 3.1.4.1.39)")
+            return operation
+        finally:
+            c.robust = saved
+
     return [
         ("get Win32_OperatingSystem", ("get", "wsmv"), get_os),
         ("enumerate Win32_Service", ("enumerate", "win32-service"), enumerate_services),
@@ -120,6 +136,7 @@ def _probes() -> list[tuple[str, tuple[str, ...], Probe]]:
         ("selector filter", ("selector-filter",), selector),
         ("CIM schema URI", ("cim-schema-uri",), cim_schema),
         ("enumerate Win32_Environment", ("win32-environment",), environment),
+        ("robust connection", ("robust-connection",), robust),
     ]
 
 

@@ -51,7 +51,7 @@ async def test_probes_find_what_the_mock_offers_without_writing(mock_target: Tar
     async with WSManClient(mock_target, tap=tap) as client:
         caps, evidence = await probe_capabilities(client)
     assert {"get", "wsmv", "enumerate", "win32-service", "wql", "optimized-enumeration", "selector-filter",
-            "cim-schema-uri", "win32-environment"} <= caps
+            "cim-schema-uri", "win32-environment", "robust-connection"} <= caps
     assert set(evidence.values()) == {"ok"}
     actions = {ex.body.split(b"<a:Action", 1)[1][:200] for ex in tap.exchanges if ex.direction == "request"}
     assert not any(b"transfer/Put" in a or b"transfer/Create" in a or b"transfer/Delete" in a for a in actions)
