@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 
@@ -52,6 +52,12 @@ URI_CLIENT_DEFAULT_PORTS = URI_CLIENT + "/defaultports"
 URI_SERVICE_DEFAULT_PORTS = URI_SERVICE + "/defaultports"
 URI_WINRS = NS_CONFIG + "/winrs"
 URI_LISTENER = NS_CONFIG + "/listener"
+#: MS-WSMV 3.1.4.1.34.2: the plug-in configurations (selector ``Name``), each a PluginType (2.2.4.22)
+#: in the PluginConfiguration namespace.
+URI_PLUGIN = NS_CONFIG + "/plugin"
+NS_PLUGIN = NS_CONFIG + "/PluginConfiguration"
+#: The PluginConfiguration namespace as the default namespace (the 4.2.4 examples' spelling).
+_DEFAULT_NS: Any = {None: NS_PLUGIN}
 
 #: Resource URI -> local name of its representation's root element: the element names of MS-WSMV
 #: 2.2.4.4-2.2.4.42 (Config, Client, Service, Winrs, Auth, DefaultPorts, Listener).
@@ -166,6 +172,94 @@ def parse_config(element: etree._Element) -> ConfigTree:
     return tree
 
 
+# ---------------------------------------------------------------------------------- plug-ins
+@dataclass
+class PluginSecurityInfo:
+    """A ``Security`` element of a plug-in resource (MS-WSMV 2.2.4.22; 4.2.4): ``Uri``, ``Sddl``."""
+
+    uri: str
+    sddl: str
+    exact_match: bool
+
+
+@dataclass
+class PluginResourceInfo:
+    """A ``Resources/Resource`` of a plug-in: its ResourceUri, Security elements, Capability types."""
+
+    resource_uri: str
+    security: list[PluginSecurityInfo] = field(default_factory=list)
+    capabilities: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PluginInfo:
+    """A PluginType representation (``winrm get winrm/config/plugin?Name=...``; MS-WSMV 2.2.4.22)."""
+
+    name: str
+    filename: str
+    sdk_version: str
+    xml_rendering_type: str
+    enabled: bool
+    resources: list[PluginResourceInfo] = field(default_factory=list)
+    parameters: dict[str, str] = field(default_factory=dict)
+
+    def sddl_for(self, resource_uri: str) -> str | None:
+        """The Sddl of the Security element whose Uri is ``resource_uri`` (case-insensitive)."""
+        for resource in self.resources:
+            for sec in resource.security:
+                if sec.uri.rstrip("/").lower() == resource_uri.rstrip("/").lower():
+                    return sec.sddl
+        return None
+
+
+def _xs_bool(text: str | None, default: bool) -> bool:
+    if text is None:
+        return default
+    if text.strip() in ("true", "1"):
+        return True
+    if text.strip() in ("false", "0"):
+        return False
+    raise ConfigError(f"not an xs:boolean: {text!r}")
+
+
+def parse_plugin(element: etree._Element) -> PluginInfo:
+    """A ``PlugInConfiguration`` element (any spelling of ``PluginConfiguration``; the 3.1.4.1.34.3
+    and 4.2.4 examples write ``PlugInConfiguration``, the 2.2.4.22 schema ``PluginConfiguration``)."""
+    q = etree.QName(element)
+    if q.namespace != NS_PLUGIN or q.localname.lower() != "pluginconfiguration":
+        raise ConfigError(f"not a PluginConfiguration: {q.localname} in {q.namespace}")
+    info = PluginInfo(name=element.get("Name", ""), filename=element.get("Filename", ""),
+                      sdk_version=element.get("SDKVersion", ""),
+                      xml_rendering_type=element.get("XmlRenderingType", ""),
+                      enabled=_xs_bool(element.get("Enabled"), True))
+    for child in element:
+        if not isinstance(child.tag, str) or etree.QName(child).namespace != NS_PLUGIN:
+            continue
+        local = etree.QName(child).localname
+        if local == "InitializationParameters":
+            for param in child.iterfind(f"{{{NS_PLUGIN}}}Param"):
+                info.parameters[param.get("Name", "")] = param.get("Value", "")
+        elif local == "Resources":
+            for res in child.iterfind(f"{{{NS_PLUGIN}}}Resource"):
+                resource = PluginResourceInfo(res.get("ResourceUri", ""))
+                for sec in res.iterfind(f"{{{NS_PLUGIN}}}Security"):
+                    resource.security.append(PluginSecurityInfo(sec.get("Uri", ""), sec.get("Sddl", ""),
+                                                                _xs_bool(sec.get("ExactMatch"), False)))
+                resource.capabilities = [c.get("Type", "") for c in res.iterfind(f"{{{NS_PLUGIN}}}Capability")]
+                info.resources.append(resource)
+    return info
+
+
+def security_element(uri: str, sddl: str, *, exact_match: bool | None = None) -> etree._Element:
+    """The Put body that sets one plug-in Security SDDL (MS-WSMV 4.2.4): ``<Security Uri= Sddl=/>``."""
+    el = etree.Element(f"{{{NS_PLUGIN}}}Security", nsmap=_DEFAULT_NS)
+    el.set("Uri", uri)
+    if exact_match is not None:
+        el.set("ExactMatch", "true" if exact_match else "false")
+    el.set("Sddl", sddl)
+    return el
+
+
 # ---------------------------------------------------------------------------------- client I/O
 async def get_config(client: WSManClient, resource_uri: str = URI_CONFIG,
                      selectors: Mapping[str, str | EndpointReference] | None = None) -> ConfigTree:
@@ -202,7 +296,41 @@ async def enumerate_listeners(client: WSManClient) -> list[ConfigTree]:
     return [parse_config(item.element) for item in result.items]
 
 
-__all__ = ["NS_CONFIG", "ROOT_ELEMENTS", "URI_CLIENT", "URI_CLIENT_AUTH", "URI_CLIENT_DEFAULT_PORTS", "URI_CONFIG",
-           "URI_LISTENER", "URI_SERVICE", "URI_SERVICE_AUTH", "URI_SERVICE_DEFAULT_PORTS", "URI_WINRS",
-           "ConfigError", "ConfigTree", "ConfigValue", "config_element", "enumerate_listeners", "format_value",
-           "get_config", "parse_config", "put_config", "root_element_of"]
+async def get_plugin(client: WSManClient, name: str) -> PluginInfo:
+    """``winrm get winrm/config/plugin?Name=<name>`` (MS-WSMV 3.1.4.1.34.2)."""
+    env = await client.exchange(msg.build_get_request(client.header(Action.GET, URI_PLUGIN, {"Name": name})))
+    try:
+        resp = msg.parse_get_response(env)
+    except WSManDecodeError as exc:
+        raise ConfigError(f"malformed GetResponse: {exc.reason}") from None
+    if resp.item is None:
+        raise ConfigError("GetResponse with an empty body")
+    return parse_plugin(resp.item)
+
+
+async def put_plugin_security(client: WSManClient, name: str, uri: str, sddl: str) -> PluginInfo:
+    """Set the Sddl of plug-in ``name``'s Security element ``uri`` with a Put of a ``Security`` body
+    (MS-WSMV 4.2.4; ``Set-PSSessionConfiguration -SecurityDescriptorSddl``); the new configuration."""
+    header = client.header(Action.PUT, URI_PLUGIN, {"Name": name})
+    env = await client.exchange(msg.build_put_request(header, security_element(uri, sddl)))
+    try:
+        resp = msg.parse_put_response(env)
+    except WSManDecodeError as exc:
+        raise ConfigError(f"malformed PutResponse: {exc.reason}") from None
+    if resp.item is None:
+        return await get_plugin(client, name)
+    return parse_plugin(resp.item)
+
+
+async def enumerate_plugins(client: WSManClient) -> list[PluginInfo]:
+    """``winrm enumerate winrm/config/plugin`` (DSP0226 8.2, 8.4): every plug-in configuration."""
+    result = await client.enumerate_all(URI_PLUGIN)
+    return [parse_plugin(item.element) for item in result.items]
+
+
+__all__ = ["NS_CONFIG", "NS_PLUGIN", "ROOT_ELEMENTS", "URI_CLIENT", "URI_CLIENT_AUTH", "URI_CLIENT_DEFAULT_PORTS",
+           "URI_CONFIG", "URI_LISTENER", "URI_PLUGIN", "URI_SERVICE", "URI_SERVICE_AUTH", "URI_SERVICE_DEFAULT_PORTS",
+           "URI_WINRS", "ConfigError", "ConfigTree", "ConfigValue", "PluginInfo", "PluginResourceInfo",
+           "PluginSecurityInfo", "config_element", "enumerate_listeners", "enumerate_plugins", "format_value",
+           "get_config", "get_plugin", "parse_config", "parse_plugin", "put_config", "put_plugin_security",
+           "root_element_of", "security_element"]

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from harness.auth.policy import AuthPolicy
 from harness.auth.tls import ServerTls
+from harness.targets.mock.plugins import Plugin, default_plugins
 from harness.targets.mock.root_sddl import DEFAULT_ROOT_SDDL
 
 
@@ -34,6 +35,10 @@ class MockConfig:
     #: ``winrm/config/service`` RootSDDL: who may use resources without an SDDL of their own, the
     #: WinRS cmd shell among them (Shell Create needs GX; harness.targets.mock.root_sddl).
     root_sddl: str = DEFAULT_ROOT_SDDL
+    #: The WinRM plug-ins with an SDDL of their own (MS-WSMV 3.1.4.1.34; ``winrm/config/plugin``):
+    #: ``microsoft.powershell`` by default; a PowerShell shell Create is checked against its Security
+    #: SDDL (harness.targets.mock.plugins). May be changed while the mock runs.
+    plugins: list[Plugin] = field(default_factory=default_plugins)
     max_envelope_size: int = 512_000
     max_request_bytes: int = 512_000
     max_timeout: float = 60.0

@@ -164,6 +164,11 @@ class Runspace:
     variables: dict[str, Any] = field(default_factory=dict)
     debugger: Debugger = field(default_factory=Debugger)
     wallclock: Callable[[], float] = time.time
+    #: Whether the runspace's user is a member of BUILTIN\\Administrators: a session opened by any
+    #: other user (a Remote Management Users member the session configuration admits) runs with that
+    #: user's rights, so commands that change the machine (Start-Service / Stop-Service) are refused
+    #: (MS-WMOD 2.9.3).
+    administrator: bool = True
 
     def __post_init__(self) -> None:
         for name, value in (("COMPUTERNAME", self.machine), ("USERNAME", self.user),
@@ -488,6 +493,23 @@ def _get_service(inv: Invocation, args: Bound, piped: list[Any] | None) -> Progr
         yield Out(service_object(svc))
 
 
+def _service_access_denied(svc: pywbem.CIMInstance, method: str, verb: str) -> ErrorRecordInfo:
+    """The non-terminating error of Start-Service / Stop-Service run by a user the service control
+    manager refuses (OpenService fails with ERROR_ACCESS_DENIED for a non-administrator; observed
+    Windows behaviour, Windows PowerShell 5.1): "Service 'Display (Name)' cannot be stopped due to the
+    following error: Cannot open Name service on computer '.'.", category OpenError (Start-Service)
+    or CloseError (Stop-Service), FullyQualifiedErrorId CouldNotStartService / CouldNotStopService
+    with the cmdlet's class, exception ServiceCommandException, target the ServiceController."""
+    name = str(svc.properties["Name"].value)
+    display = svc.properties["DisplayName"].value if "DisplayName" in svc.properties else None
+    verb_class = "Start" if method == "StartService" else "Stop"
+    category = ErrorCategory.OpenError if method == "StartService" else ErrorCategory.CloseError
+    return _error(f"Service '{display or name} ({name})' cannot be {verb} due to the following error: "
+                  f"Cannot open {name} service on computer '.'.",
+                  f"CouldNot{verb_class}Service,Microsoft.PowerShell.Commands.{verb_class}ServiceCommand",
+                  category, "Microsoft.PowerShell.Commands.ServiceCommandException", service_object(svc))
+
+
 def _control_service(method: str, verb: str) -> Cmdlet:
     def run(inv: Invocation, args: Bound, piped: list[Any] | None) -> Program:
         """Start-Service / Stop-Service through the Win32_Service method providers (MS-WMOD 2.4)."""
@@ -496,6 +518,9 @@ def _control_service(method: str, verb: str) -> Cmdlet:
         if names is None and piped:
             names = [_member(p, "Name") if isinstance(p, PSObject) else p for p in piped]
         for svc in _services(inv, names):
+            if not inv.runspace.administrator:
+                yield Rec(ErrorRecordMessage(_service_access_denied(svc, method, verb).to_object()))
+                continue
             path = store.path_of("root/cimv2", svc)
             code, _ = store.invoke_method("root/cimv2", path, method, {})
             if int(code) not in (0, 10 if method == "StartService" else 5):

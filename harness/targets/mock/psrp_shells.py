@@ -33,6 +33,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 from lxml import etree
 
+from harness.targets.mock import authorization as authz
+from harness.targets.mock import root_sddl
+from harness.targets.mock.plugins import find_plugin, require_plugin_shell
 from harness.targets.mock.ps_engine import (
     COMPLETED,
     FAILED,
@@ -254,8 +257,9 @@ class PsrpHost:
         return private_data_with_debugger_state(state, {"PSVersionTable": ps_version_table()})
 
     # ------------------------------------------------------------------ Create / Delete
-    def create(self, owner: str, env: Envelope) -> PsrpSession:
-        """MS-PSRP 3.1.5.3.1: the RunspacePool opens from the creationXml messages."""
+    def create(self, owner: str, env: Envelope, *, administrator: bool = True) -> PsrpSession:
+        """MS-PSRP 3.1.5.3.1: the RunspacePool opens from the creationXml messages; ``administrator``:
+        whether the owner is a member of BUILTIN\\Administrators (what the session may change)."""
         refuse_when_shells_disabled(self.config)
         self.reap()
         spec = sh.parse_create_shell_request(env)
@@ -274,7 +278,8 @@ class PsrpHost:
         now = self.clock()
         idle = spec.idle_timeout if spec.idle_timeout is not None else self.config.shell_idle_timeout
         env_vars = dict(spec.environment)
-        runspace = Runspace(self.service.store, self.config.machine, owner, env_vars, wallclock=self.wallclock)
+        runspace = Runspace(self.service.store, self.config.machine, owner, env_vars, wallclock=self.wallclock,
+                            administrator=administrator)
         pool = RunspacePool(Role.SERVER, uuid.UUID(shell_id) if _is_uuid(shell_id) else None)
         session = PsrpSession(shell_id, owner, spec, pool, runspace, now, now, idle)
         events = self._feed(session, session.defrag, _b64(creation.text, "creationXml"))
@@ -690,8 +695,22 @@ class PsrpHandlers:
         return self.host.get(principal.name, required_shell_id(env), connected=connected)
 
     def create(self, env: Envelope, principal: Principal) -> bytes:
-        self.service._require_writer(principal)
-        session = self.host.create(principal.name, env)
+        """Shell Create of a PowerShell session configuration (MS-PSRP 3.1.5.3.1): the caller's SIDs
+        must hold Execute under the Security SDDL of the configuration's WinRM plug-in (MS-WSMV
+        3.1.4.1.34.1; MS-WMOD 2.9.3; harness.targets.mock.plugins), or under RootSDDL for a
+        configuration without a plug-in entry; else w:AccessDenied (DSP0226 14.6.1). The session then
+        runs with the caller's own rights (Runspace.administrator)."""
+        sids = self.service.sids_of(principal)
+        uri = env.header.resource_uri or RESOURCE_POWERSHELL
+        try:
+            plugin = find_plugin(self.service.config.plugins, uri)
+            if plugin is not None:
+                require_plugin_shell(plugin, uri, sids)
+            else:
+                root_sddl.require_shell(self.service.config.root_sddl, sids)
+        except authz.AccessDenied as exc:
+            raise make_fault("AccessDenied", exc.reason) from None
+        session = self.host.create(principal.name, env, administrator=authz.ADMINISTRATORS in sids)
         epr = EndpointReference(address=env.header.to or "", resource_uri=RESOURCE_POWERSHELL,
                                 selectors=sh.shell_selectors(session.shell_id))
         return sh.build_create_shell_response(env.header.message_id, epr, self.host.report(session))

@@ -26,6 +26,13 @@ refuses a second shell with w:QuotaLimit. Settings the mock has no behaviour for
 MaxConnections, IPv4Filter, the client side's TrustedHosts, ...) are kept in :class:`StoredSettings`
 with the Windows defaults: they round-trip through Get and Put but change nothing else.
 
+Plug-ins (MS-WSMV 3.1.4.1.34.2): ``.../config/plugin`` is enumerable and addressed by the selector
+``Name``; each answer is a PluginType (2.2.4.22) ``PlugInConfiguration`` built from the LIVE
+``MockConfig.plugins`` (harness.targets.mock.plugins). A Put of a ``Security`` element (the 4.2.4
+example's body) or of a ``PlugInConfiguration`` changes a Security's Sddl (and Enabled); the next
+PowerShell shell Create is checked against it. The 4.2.4 example addresses the same change to
+``.../config/service/security`` with selector ``Uri``; that URI is not served here.
+
 Faults:
 
 * Only members of BUILTIN\\Administrators may read or change the configuration: the WinRM config
@@ -51,19 +58,22 @@ import hashlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from lxml import etree
 
 from harness.auth.policy import CbtHardening
+from harness.cim.security import SddlError
 from harness.client.winrm_config import (
     NS_CONFIG,
+    NS_PLUGIN,
     URI_CLIENT,
     URI_CLIENT_AUTH,
     URI_CLIENT_DEFAULT_PORTS,
     URI_CONFIG,
     URI_LISTENER,
+    URI_PLUGIN,
     URI_SERVICE,
     URI_SERVICE_AUTH,
     URI_SERVICE_DEFAULT_PORTS,
@@ -71,6 +81,7 @@ from harness.client.winrm_config import (
 )
 from harness.targets.mock import authorization as authz
 from harness.targets.mock.enumerations import EnumerationContext, EnumerationRegistry
+from harness.targets.mock.plugins import Plugin, plugin_named
 from harness.targets.mock.root_sddl import parse_root_sddl
 from harness.wire.wsman import messages as msg
 from harness.wire.wsman.envelope import Envelope
@@ -536,6 +547,8 @@ class ConfigResources:
         msg.parse_get_request(env)
         if uri == URI_LISTENER:
             element = self.render_listener(self._listener(env), env.header.locale)
+        elif uri == URI_PLUGIN:
+            element = render_plugin(self._plugin(env), env.header.locale)
         else:
             _no_selectors(env)
             element = self.render(uri, env.header.locale)
@@ -556,6 +569,15 @@ class ConfigResources:
             # MS-WSMV 3.1.4.3 lists Put of a listener as a MUST; the mock would have to bind again.
             raise make_fault("ActionNotSupported", "The mock cannot reconfigure its listener (it would have to "
                                                    "bind again); only Get and Enumerate are served.")
+        if uri == URI_PLUGIN:
+            plugin = self._plugin(env)
+            body = msg.parse_put_request(env).item
+            if body is None:
+                raise make_fault("InvalidRepresentation", "Put needs the new representation in the body.")
+            for apply in list(_plugin_changes(plugin, body)):
+                apply()
+            return self._sized(env, msg.build_put_response(env.header.message_id,
+                                                           render_plugin(plugin, env.header.locale)))
         _no_selectors(env)
         request = msg.parse_put_request(env)
         if request.item is None:
@@ -576,14 +598,17 @@ class ConfigResources:
         self.authorize(principal)
         uri = config_uri(env)
         request = msg.parse_enumerate_request(env)
-        if uri != URI_LISTENER:
+        if uri not in (URI_LISTENER, URI_PLUGIN):
             raise make_fault("ActionNotSupported", f"{uri} is a singleton: use Get.")
         if request.filter_dialect is not None or request.filter_text is not None or request.selector_filter:
-            raise make_fault("CannotProcessFilter", "The listener enumeration takes no filter.")
+            raise make_fault("CannotProcessFilter", "The listener and plug-in enumerations take no filter.")
         if request.enumeration_mode not in (None, ENUM_MODE_EPR, ENUM_MODE_OBJECT_AND_EPR):
             raise make_fault("UnsupportedFeature", f"Unknown EnumerationMode {request.enumeration_mode}.",
                              detail=FaultDetail.ENUMERATION_MODE)
-        items = [self.render_listener(li, env.header.locale) for li in self.listeners(env.header.to)]
+        if uri == URI_PLUGIN:
+            items = [render_plugin(p, env.header.locale) for p in self.config.plugins]
+        else:
+            items = [self.render_listener(li, env.header.locale) for li in self.listeners(env.header.to)]
         ctx = self.enumerations.open(uri, items, request.enumeration_mode, "")
         if not request.optimize:
             return msg.build_enumerate_response(env.header.message_id, context=ctx.context_id)
@@ -607,7 +632,8 @@ class ConfigResources:
             if ctx.mode != ENUM_MODE_EPR:
                 page.items.append(element)
             if ctx.mode is not None:
-                page.epr_items.append(_listener_epr(element, env.header.to))
+                page.epr_items.append(_plugin_epr(element, env.header.to) if ctx.resource_uri == URI_PLUGIN
+                                      else _listener_epr(element, env.header.to))
             ctx.position += 1
             if ctx.mode == ENUM_MODE_OBJECT_AND_EPR and len(page.items) >= max_elements:
                 break
@@ -636,6 +662,24 @@ class ConfigResources:
         raise make_fault("DestinationUnreachable", "The service cannot find the resource identified by the "
                                                    "resource URI and selectors.",
                          detail=FaultDetail.INVALID_RESOURCE_URI, wsman_code=ERROR_WSMAN_RESOURCE_NOT_FOUND)
+
+    def _plugin(self, env: Envelope) -> Plugin:
+        """The plug-in named by the selector Name (MS-WSMV 3.1.4.1.34.2; DSP0226 7.3, 14.6)."""
+        selectors = {k.lower(): v for k, v in env.header.selectors.items()}
+        name = selectors.get("name")
+        if not isinstance(name, str):
+            raise make_fault("InvalidSelectors", "A plug-in configuration is named by the selector Name.",
+                             detail=FaultDetail.INSUFFICIENT_SELECTORS)
+        if set(selectors) - {"name"}:
+            raise make_fault("InvalidSelectors", "Unexpected selectors: "
+                             f"{', '.join(sorted(set(selectors) - {'name'}))}.",
+                             detail=FaultDetail.UNEXPECTED_SELECTORS)
+        plugin = plugin_named(self.config.plugins, name.strip())
+        if plugin is None:
+            raise make_fault("DestinationUnreachable", "The service cannot find the resource identified by the "
+                                                       "resource URI and selectors.",
+                             detail=FaultDetail.INVALID_RESOURCE_URI, wsman_code=ERROR_WSMAN_RESOURCE_NOT_FOUND)
+        return plugin
 
     def _sized(self, env: Envelope, body: bytes) -> bytes:
         """DSP0226 6.2: an answer larger than MaxEnvelopeSize is w:EncodingLimit."""
@@ -725,13 +769,142 @@ def _listener_epr(element: etree._Element, to: str | None) -> EndpointReference:
                                         "Transport": values.get("Transport", "")})
 
 
+#: The PluginConfiguration namespace as the default namespace (the 4.2.4 examples' spelling).
+_DEFAULT_NS: Any = {None: NS_PLUGIN}
+
+
+def render_plugin(plugin: Plugin, locale: str | None = None) -> etree._Element:
+    """The PluginType representation of ``plugin`` (MS-WSMV 2.2.4.22; element name and attribute
+    order of the 3.1.4.1.34.3.4 and 4.2.4 examples: ``PlugInConfiguration`` Name, Filename, SDKVersion,
+    XmlRenderingType, Enabled; then Resources and InitializationParameters in schema order)."""
+    el = etree.Element(f"{{{NS_PLUGIN}}}PlugInConfiguration", nsmap=_DEFAULT_NS)
+    el.set("Name", plugin.name)
+    el.set("Filename", plugin.filename)
+    el.set("SDKVersion", str(plugin.sdk_version))
+    el.set("XmlRenderingType", plugin.xml_rendering_type)
+    el.set("Enabled", _bool(plugin.enabled))
+    if locale:
+        el.set(XML_LANG, locale)
+    resources = etree.SubElement(el, f"{{{NS_PLUGIN}}}Resources")
+    for resource in plugin.resources:
+        r = etree.SubElement(resources, f"{{{NS_PLUGIN}}}Resource")
+        r.set("ResourceUri", resource.resource_uri)
+        r.set("SupportsOptions", _bool(resource.supports_options))
+        r.set("ExactMatch", _bool(resource.exact_match))
+        for sec in resource.security:
+            e = etree.SubElement(r, f"{{{NS_PLUGIN}}}Security")
+            e.set("Uri", sec.uri)
+            e.set("ExactMatch", _bool(sec.exact_match))
+            e.set("Sddl", sec.sddl)
+        for capability in resource.capabilities:
+            etree.SubElement(r, f"{{{NS_PLUGIN}}}Capability").set("Type", capability)
+    if plugin.parameters:
+        params = etree.SubElement(el, f"{{{NS_PLUGIN}}}InitializationParameters")
+        for name, value in plugin.parameters.items():
+            param = etree.SubElement(params, f"{{{NS_PLUGIN}}}Param")
+            param.set("Name", name)
+            param.set("Value", value)
+    return el
+
+
+def _xs_boolean(text: str, what: str) -> bool:
+    value = text.strip()
+    if value in ("true", "1"):
+        return True
+    if value in ("false", "0"):
+        return False
+    raise _schema_error(f"{what} must be an xs:boolean, not {text!r}.")
+
+
+def _security_change(plugin: Plugin, element: etree._Element) -> Callable[[], None]:
+    """A checked change of one Security element (MS-WSMV 4.2.4): Uri names an existing Security of
+    the plug-in, Sddl parses (else w:InvalidParameter InvalidValue), ExactMatch is a boolean."""
+    uri, sddl = element.get("Uri"), element.get("Sddl")
+    if uri is None or sddl is None:
+        raise _schema_error("Security needs the attributes Uri and Sddl.")
+    target = next((sec for r in plugin.resources for sec in r.security
+                   if sec.uri.rstrip("/").lower() == uri.strip().rstrip("/").lower()), None)
+    if target is None:
+        raise _invalid_value(f"The plug-in {plugin.name} has no Security element for {uri}; the mock does "
+                             "not add resources or security entries.")
+    try:
+        parse_root_sddl(sddl)
+    except SddlError as exc:
+        raise _invalid_value(f"The Sddl {sddl!r} is not a valid security descriptor: {exc}") from None
+    exact_text = element.get("ExactMatch")
+    exact = target.exact_match if exact_text is None else _xs_boolean(exact_text, "ExactMatch")
+
+    def apply() -> None:
+        target.sddl = sddl.strip()
+        target.exact_match = exact
+    return apply
+
+
+_FIXED_ATTRIBUTES = {"Filename": "filename", "SDKVersion": "sdk_version", "XmlRenderingType": "xml_rendering_type"}
+
+
+def _plugin_changes(plugin: Plugin, body: etree._Element) -> Iterator[Callable[[], None]]:
+    """The checked changes of a plug-in Put (MS-WSMV 3.1.4.1.34.2, 4.2.4): a ``Security`` body sets
+    that Security's Sddl; a ``PlugInConfiguration`` body may change Enabled and the Sddl of its
+    Security elements. Name, Filename, SDKVersion and XmlRenderingType, if present, must be the
+    current ones (the mock runs no plug-in DLL) and every Resource must exist, else
+    w:InvalidParameter; another root element is w:SchemaValidationError."""
+    q = etree.QName(body)
+    if q.namespace == NS_PLUGIN and q.localname == "Security":
+        yield _security_change(plugin, body)
+        return
+    if q.namespace != NS_PLUGIN or q.localname.lower() != "pluginconfiguration":
+        raise _schema_error(f"The body must be PlugInConfiguration or Security in namespace {NS_PLUGIN}, not "
+                            f"{q.localname} in {q.namespace}.")
+    name = body.get("Name")
+    if name is not None and name.strip().lower() != plugin.name.lower():
+        raise _invalid_value(f"Name {name!r} does not match the selector (plug-in {plugin.name}).")
+    for attr, field_name in _FIXED_ATTRIBUTES.items():
+        value = body.get(attr)
+        if value is not None and value.strip() != str(getattr(plugin, field_name)):
+            raise _invalid_value(f"{attr} cannot be changed by the mock (it runs no plug-in DLL).")
+    enabled_text = body.get("Enabled")
+    if enabled_text is not None:
+        enabled = _xs_boolean(enabled_text, "Enabled")
+
+        def set_enabled() -> None:
+            plugin.enabled = enabled
+        yield set_enabled
+    for child in body:
+        if not isinstance(child.tag, str):
+            continue
+        cq = etree.QName(child)
+        if cq.namespace != NS_PLUGIN:
+            raise _schema_error(f"PlugInConfiguration has no element {cq.localname} in {cq.namespace}.")
+        if cq.localname in ("InitializationParameters", "Quotas"):
+            continue  # settings of the plug-in process; the mock's PowerShell runs none (kept as served)
+        if cq.localname != "Resources":
+            raise _schema_error(f"PlugInConfiguration has no element {cq.localname}.")
+        for res in child:
+            if not isinstance(res.tag, str):
+                continue
+            if etree.QName(res).localname != "Resource":
+                raise _schema_error(f"Resources has no element {etree.QName(res).localname}.")
+            res_uri = (res.get("ResourceUri") or "").strip().rstrip("/").lower()
+            if not any(r.resource_uri.rstrip("/").lower() == res_uri for r in plugin.resources):
+                raise _invalid_value(f"The plug-in {plugin.name} has no Resource {res.get('ResourceUri')}; the "
+                                     "mock does not add resources.")
+            for sec in res.iterfind(f"{{{NS_PLUGIN}}}Security"):
+                yield _security_change(plugin, sec)
+
+
+def _plugin_epr(element: etree._Element, to: str | None) -> EndpointReference:
+    return EndpointReference(address=to or ANONYMOUS, resource_uri=URI_PLUGIN,
+                             selectors={"Name": element.get("Name", "")})
+
+
 def is_config_resource(resource_uri: str | None) -> bool:
     """Whether ``resource_uri`` is one of the WinRM config resources served here."""
     return resource_uri is not None and resource_uri.rstrip("/").lower() in _URIS
 
 
 _ALL_URIS = (URI_CONFIG, URI_SERVICE, URI_SERVICE_AUTH, URI_SERVICE_DEFAULT_PORTS, URI_CLIENT, URI_CLIENT_AUTH,
-             URI_CLIENT_DEFAULT_PORTS, URI_WINRS, URI_LISTENER)
+             URI_CLIENT_DEFAULT_PORTS, URI_WINRS, URI_LISTENER, URI_PLUGIN)
 _URIS = frozenset(u.lower() for u in _ALL_URIS)
 _CANONICAL = {u.lower(): u for u in _ALL_URIS}
 
@@ -750,4 +923,4 @@ def install_config_handlers(service: WSManService) -> ConfigResources:
 
 
 __all__ = ["NS_CONFIG", "ConfigResources", "Group", "Setting", "StoredSettings", "config_uri",
-           "install_config_handlers", "is_config_resource"]
+           "install_config_handlers", "is_config_resource", "render_plugin"]
