@@ -85,6 +85,15 @@ class KeysMissing(NotDecryptable):
 Opened = bytes | str | NotDecryptable
 
 
+def plaintext_of(result: Opened) -> bytes:
+    """The plaintext of an opened message; its NotDecryptable, or ValueError with the reason it failed."""
+    if isinstance(result, NotDecryptable):
+        raise result
+    if isinstance(result, str):
+        raise ValueError(result)
+    return result
+
+
 def stream_decryptor(open_stream: Callable[[TcpStream], Mapping[tuple[bool, int], Opened]],
                      scheme: str) -> Decryptor:
     """A :data:`Decryptor` that opens each TCP stream once (its session keys come from the
@@ -98,11 +107,7 @@ def stream_decryptor(open_stream: Callable[[TcpStream], Mapping[tuple[bool, int]
         result = opened.get((message.is_request, message.offset))
         if result is None:
             raise NotDecryptable(f"the message is not {scheme} session-encrypted")
-        if isinstance(result, NotDecryptable):
-            raise result
-        if isinstance(result, str):
-            raise ValueError(result)
-        return result
+        return plaintext_of(result)
 
     return decrypt
 

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 from harness.auth.encryption import CREDSSP_PROTOCOL, parse_body, parse_content_type
 from harness.auth.errors import EncryptionError
-from harness.capture.check import Decryptor, KeysMissing, NotDecryptable, Opened
+from harness.capture.check import Decryptor, KeysMissing, NotDecryptable, Opened, plaintext_of
 from harness.capture.http1 import HttpMessage
 from harness.capture.reader import TcpStream
 from harness.capture.tls import KeyLog, TlsConnectionDecoder, TlsHalf, TlsSession, looks_like_tls
@@ -455,11 +455,7 @@ class CredSSPStream:
                 if fallback is None:
                     raise NotDecryptable("the message is not CredSSP session-encrypted")
                 return fallback(stream, msg, before)
-            if isinstance(result, NotDecryptable):
-                raise result
-            if isinstance(result, str):
-                raise ValueError(result)
-            return result
+            return plaintext_of(result)
         return decrypt
 
 

@@ -116,20 +116,29 @@ class Tlv:
     value: bytes
 
 
+def _read_der_length(data: bytes, pos: int, what: str = "DER") -> tuple[int, int]:
+    """The definite DER length at ``pos`` (X.690 8.1.3; at most 4 length bytes) and the position
+    after it."""
+    if pos >= len(data):
+        raise KerberosDecodeError(f"{what} length truncated")
+    length = data[pos]
+    pos += 1
+    if length & 0x80:
+        count = length & 0x7F
+        if count == 0 or count > 4 or pos + count > len(data):
+            raise KerberosDecodeError(f"{what} length is indefinite or too long")
+        length = int.from_bytes(data[pos:pos + count], "big")
+        pos += count
+    return length, pos
+
+
 def _tlv(data: bytes, pos: int) -> tuple[Tlv, int]:
     if pos + 2 > len(data):
         raise KerberosDecodeError("DER element truncated")
     tag = data[pos]
     if tag & 0x1F == 0x1F:
         raise KerberosDecodeError("DER high tag numbers are not used by Kerberos")
-    length = data[pos + 1]
-    pos += 2
-    if length & 0x80:
-        count = length & 0x7F
-        if count == 0 or count > 4 or pos + count > len(data):
-            raise KerberosDecodeError("DER length is indefinite or too long")
-        length = int.from_bytes(data[pos:pos + count], "big")
-        pos += count
+    length, pos = _read_der_length(data, pos + 1)
     if pos + length > len(data):
         raise KerberosDecodeError("DER element runs past its container")
     return Tlv(tag, data[pos:pos + length]), pos + length
@@ -312,13 +321,7 @@ def split_v1_framed(token: bytes) -> tuple[bytes, bytes, bool]:
     if token[:1] == b"\x60":
         if len(token) < 2:
             raise KerberosDecodeError("GSS token framing truncated")
-        length, pos = token[1], 2
-        if length & 0x80:
-            count = length & 0x7F
-            if count == 0 or count > 4 or pos + count > len(token):
-                raise KerberosDecodeError("GSS token framing length is indefinite or too long")
-            length = int.from_bytes(token[pos:pos + count], "big")
-            pos += count
+        length, pos = _read_der_length(token, 1, "GSS token framing")
         start = pos
         if pos + 2 > len(token) or token[pos] != 0x06:
             raise KerberosDecodeError("GSS token without a mechanism OID")

@@ -261,9 +261,9 @@ def security_element(uri: str, sddl: str, *, exact_match: bool | None = None) ->
 
 
 # ---------------------------------------------------------------------------------- client I/O
-async def get_config(client: WSManClient, resource_uri: str = URI_CONFIG,
-                     selectors: Mapping[str, str | EndpointReference] | None = None) -> ConfigTree:
-    """``winrm get winrm/config[/...]``: Transfer Get of a config resource (MS-WSMV 3.1.4.1)."""
+async def _get_item(client: WSManClient, resource_uri: str,
+                    selectors: Mapping[str, str | EndpointReference] | None) -> etree._Element:
+    """The body item of a Transfer Get (DSP0226 7.3); ConfigError when it is malformed or empty."""
     env = await client.exchange(msg.build_get_request(client.header(Action.GET, resource_uri, selectors)))
     try:
         resp = msg.parse_get_response(env)
@@ -271,7 +271,13 @@ async def get_config(client: WSManClient, resource_uri: str = URI_CONFIG,
         raise ConfigError(f"malformed GetResponse: {exc.reason}") from None
     if resp.item is None:
         raise ConfigError("GetResponse with an empty body")
-    return parse_config(resp.item)
+    return resp.item
+
+
+async def get_config(client: WSManClient, resource_uri: str = URI_CONFIG,
+                     selectors: Mapping[str, str | EndpointReference] | None = None) -> ConfigTree:
+    """``winrm get winrm/config[/...]``: Transfer Get of a config resource (MS-WSMV 3.1.4.1)."""
+    return parse_config(await _get_item(client, resource_uri, selectors))
 
 
 async def put_config(client: WSManClient, resource_uri: str, values: Mapping[str, ConfigValue],
@@ -298,14 +304,7 @@ async def enumerate_listeners(client: WSManClient) -> list[ConfigTree]:
 
 async def get_plugin(client: WSManClient, name: str) -> PluginInfo:
     """``winrm get winrm/config/plugin?Name=<name>`` (MS-WSMV 3.1.4.1.34.2)."""
-    env = await client.exchange(msg.build_get_request(client.header(Action.GET, URI_PLUGIN, {"Name": name})))
-    try:
-        resp = msg.parse_get_response(env)
-    except WSManDecodeError as exc:
-        raise ConfigError(f"malformed GetResponse: {exc.reason}") from None
-    if resp.item is None:
-        raise ConfigError("GetResponse with an empty body")
-    return parse_plugin(resp.item)
+    return parse_plugin(await _get_item(client, URI_PLUGIN, {"Name": name}))
 
 
 async def put_plugin_security(client: WSManClient, name: str, uri: str, sddl: str) -> PluginInfo:

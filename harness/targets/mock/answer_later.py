@@ -34,13 +34,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
 from harness.aio import wait_event
+from harness.listeners import Listeners
 
 if TYPE_CHECKING:
     from harness.targets.mock.wsman_service import Principal
@@ -119,32 +119,9 @@ def answer_later(budget: float, *, recheck: float | None = None, signalled: bool
     return True
 
 
-class Wakeups:
-    """Sans-IO, thread-safe fan-out of "something a waiting request may care about changed"."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._listeners: list[Callable[[], None]] = []
-
-    def add(self, listener: Callable[[], None]) -> Callable[[], None]:
-        """Call ``listener`` on every :meth:`notify` (from the notifying thread); returns the
-        function that removes it."""
-        with self._lock:
-            self._listeners.append(listener)
-
-        def remove() -> None:
-            with self._lock:
-                if listener in self._listeners:
-                    self._listeners.remove(listener)
-
-        return remove
-
-    def notify(self) -> None:
-        """From any thread, typically inside a handler."""
-        with self._lock:
-            listeners = list(self._listeners)
-        for listener in listeners:
-            listener()
+class Wakeups(Listeners):
+    """Sans-IO, thread-safe fan-out of "something a waiting request may care about changed"
+    (:meth:`add` a listener, :meth:`notify` from any thread, typically inside a handler)."""
 
 
 class WakeSignal:

@@ -38,6 +38,7 @@ import pywbem
 from harness.cim.errors import CimError, CimStatus
 from harness.cim.store import CimStore, StoreChange
 from harness.cim.wql import WqlQuery, evaluate_where, parse_wql
+from harness.listeners import Listeners
 from harness.wire.wsman.eventing import (
     BOOKMARK_EARLIEST,
     DELIVERY_PULL,
@@ -81,7 +82,7 @@ class ManualClock:
         self._offset = start
         self._base = base
         self._lock = threading.Lock()
-        self._listeners: list[Callable[[], None]] = []
+        self._listeners = Listeners()
 
     def __call__(self) -> float:
         with self._lock:
@@ -94,21 +95,11 @@ class ManualClock:
             raise ValueError("a monotonic clock cannot go back")
         with self._lock:
             self._offset += seconds
-            listeners = list(self._listeners)
-        for listener in listeners:
-            listener()
+        self._listeners.notify()
 
     def add_listener(self, listener: Callable[[], None]) -> Callable[[], None]:
         """Call ``listener`` after every advance; returns the function that removes it."""
-        with self._lock:
-            self._listeners.append(listener)
-
-        def remove() -> None:
-            with self._lock:
-                if listener in self._listeners:
-                    self._listeners.remove(listener)
-
-        return remove
+        return self._listeners.add(listener)
 
 
 class EventSourceError(Exception):
@@ -214,7 +205,7 @@ class EventSource:
         self._subs: OrderedDict[str, Subscription] = OrderedDict()
         self._by_context: dict[str, str] = {}
         self._lock = threading.Lock()
-        self._wakers: list[Callable[[], None]] = []
+        self._wakers = Listeners()
         self._ended: list[EndedSubscription] = []
         self._unlisten = store.add_listener(self._on_change)
         self._unlisten_extrinsic = store.add_extrinsic_listener(self._on_extrinsic)
@@ -244,10 +235,7 @@ class EventSource:
             self._unclock()
 
     def _wake_all(self) -> None:
-        with self._lock:
-            wakers = list(self._wakers)
-        for wake in wakers:
-            wake()
+        self._wakers.notify()
 
     # ------------------------------------------------------------------------------ events
     def _event_instance(self, change: StoreChange) -> pywbem.CIMInstance:
@@ -274,22 +262,13 @@ class EventSource:
                     self._enqueue(sub, logged)
                     sub.last_event = now
                     queued = True
-            wakers = list(self._wakers) if queued else []
-        for wake in wakers:
-            wake()
+        if queued:
+            self._wakers.notify()
 
     def add_waker(self, wake: Callable[[], None]) -> Callable[[], None]:
         """Call ``wake`` (from the writing thread) whenever a subscription gets an event, ends, or
         the event clock advances; returns the function that removes it."""
-        with self._lock:
-            self._wakers.append(wake)
-
-        def remove() -> None:
-            with self._lock:
-                if wake in self._wakers:
-                    self._wakers.remove(wake)
-
-        return remove
+        return self._wakers.add(wake)
 
     def push_subscriptions(self) -> list[Subscription]:
         """Every live push-mode subscription (for heartbeats and DroppedEvents, DSP0226 10.2.5, 10.9)."""

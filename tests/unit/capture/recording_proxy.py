@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -98,10 +99,12 @@ async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, rec: 
 
 
 @contextlib.asynccontextmanager
-async def recording_proxy(config: MockConfig) -> AsyncIterator[tuple[str, Recording]]:
-    """The mock (with ``config``) behind a recording proxy; yields the proxy's WS-Man URL and the recording."""
+async def recording_proxy(config: MockConfig, *,
+                          ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[tuple[str, Recording]]:
+    """The mock (with ``config``; over TLS with ``ssl_context``) behind a recording proxy that relays
+    the raw bytes; yields the proxy's WS-Man URL and the recording."""
     runner, mock_port = await start_listener(build_app(default_store(), config), "127.0.0.1", 0,
-                                             shutdown_timeout=1.0)
+                                             shutdown_timeout=1.0, ssl_context=ssl_context)
     rec = Recording()
     counter = [0]
     tasks: set[asyncio.Task[None]] = set()
@@ -118,7 +121,7 @@ async def recording_proxy(config: MockConfig) -> AsyncIterator[tuple[str, Record
     proxy = await asyncio.start_server(accept, "127.0.0.1", 0)
     port = proxy.sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{port}/wsman", rec
+        yield f"{'https' if ssl_context is not None else 'http'}://127.0.0.1:{port}/wsman", rec
     finally:
         proxy.close()
         for t in list(tasks):

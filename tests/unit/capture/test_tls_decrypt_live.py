@@ -11,7 +11,6 @@ messages must be ours.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import shutil
@@ -21,8 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from aiohttp import web
-from recording_proxy import Recording, pump
+from recording_proxy import Recording, recording_proxy
 
 from harness.auth.tls import generate_self_signed
 from harness.capture.check import check_capture_bytes, format_report, run_check_pcap
@@ -31,12 +29,10 @@ from harness.capture.tcpip import (
     CLIENT_MAC,
 )
 from harness.capture.tls import decrypt_tcp_stream, parse_keylog, read_keylog
-from harness.cim.mof import default_store
 from harness.client.resources import wmi_uri
 from harness.client.wsman import WSManClient
 from harness.targets.inventory import Target
 from harness.targets.mock.config import MockConfig
-from harness.targets.mock.http_server import build_app
 from harness.transport.http_client import HttpTransport
 from harness.transport.tap import Tap
 from harness.wire.wsman import messages
@@ -61,32 +57,8 @@ async def https_relay(tune: Callable[[ssl.SSLContext], None]) -> AsyncIterator[t
     config.tls = generate_self_signed()
     context = config.tls.ssl_context()
     tune(context)
-    runner = web.AppRunner(build_app(default_store(), config), access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
-    await site.start()
-    mock_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    rec = Recording()
-    tasks: set[asyncio.Task[None]] = set()
-    counter = [0]
-
-    async def accept(c_reader: asyncio.StreamReader, c_writer: asyncio.StreamWriter) -> None:
-        conn = counter[0]
-        counter[0] += 1
-        s_reader, s_writer = await asyncio.open_connection("127.0.0.1", mock_port)
-        for t in (asyncio.create_task(pump(c_reader, s_writer, rec, conn, True)),
-                  asyncio.create_task(pump(s_reader, c_writer, rec, conn, False))):
-            tasks.add(t)
-            t.add_done_callback(tasks.discard)
-
-    relay = await asyncio.start_server(accept, "127.0.0.1", 0)
-    try:
-        yield f"https://127.0.0.1:{relay.sockets[0].getsockname()[1]}/wsman", rec
-    finally:
-        relay.close()
-        for t in list(tasks):
-            t.cancel()
-        await runner.cleanup()
+    async with recording_proxy(config, ssl_context=context) as (url, rec):
+        yield url, rec
 
 
 def tls13(context: ssl.SSLContext) -> None:
