@@ -15,7 +15,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -115,3 +115,27 @@ def rc4_realm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 def rc4_env(rc4_realm: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The RC4 realm's client and acceptor variables for this test only."""
     return _realm_env(rc4_realm, monkeypatch)
+
+
+# ------------------------------------------------------------------ the mock's WMI (DCOM) role
+@pytest.fixture
+async def start_wmi_server() -> AsyncIterator[Callable[..., Awaitable[Any]]]:
+    """``await start_wmi_server(store, password, **kwargs)``: the mock's WMI server (MS-WMI over
+    DCOM) on ephemeral ports with an administrator ``admin`` and a read-only ``reader`` sharing
+    ``password``; everything started is closed after the test."""
+    from harness.auth.users import LocalUser, UserDatabase
+    from harness.targets.mock.wmi_server import WmiServer
+
+    started: list[tuple[Any, Any]] = []
+
+    async def start(store: Any, password: str, **kwargs: Any) -> Any:
+        users = UserDatabase([LocalUser("admin", password), LocalUser("reader", password, read_only=True)])
+        server = WmiServer(store, users, **kwargs)
+        started.append((server, users))
+        await server.start()
+        return server
+
+    yield start
+    for server, users in reversed(started):
+        await server.close()
+        users.close()

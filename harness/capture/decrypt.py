@@ -37,16 +37,14 @@ import hashlib
 import hmac
 import re
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from spnego._ntlm_raw.crypto import RC4Handle, ntowfv1
 
-from harness.auth.encryption import SPNEGO_PROTOCOL, parse_body, parse_content_type
-from harness.auth.errors import EncryptionError
+from harness.auth.encryption import SPNEGO_PROTOCOL, EncryptedPart
 from harness.auth.ntlm_cbt import find_ntlm_message
-from harness.capture.check import Decryptor, NotDecryptable, register_decryptor_factory, stream_decryptor
-from harness.capture.http1 import HttpMessage, extract_messages
-from harness.capture.reader import TcpStream
+from harness.capture.check import Decryptor, NotDecryptable, Opened, register_decryptor_factory, stream_decryptor
+from harness.capture.sealed import open_sealed_stream
 
 NTLM_SIGNATURE = b"NTLMSSP\0"
 NEGOTIATE_UNICODE = 0x00000001
@@ -210,77 +208,56 @@ def derive_session(password: str, challenge: Challenge, auth: Authenticate) -> N
     return NtlmSession(flags, client, server)
 
 
-@dataclass
-class _StreamPlain:
-    """The opened messages of one TCP stream: by (is request, offset) -> plaintext or the reason."""
+class _NtlmHandshake:
+    """The NTLM handshake of one TCP stream (MS-NLMP 3.1.5): the CHALLENGE of an answer and the
+    AUTHENTICATE of the next request give the session that seals what follows."""
 
-    plain: dict[tuple[bool, int], bytes | str | NotDecryptable] = field(default_factory=dict)
+    name = "NTLM/SPNEGO"
+    protocols: tuple[str, ...] = (SPNEGO_PROTOCOL.lower(),)
 
+    def __init__(self, password: str) -> None:
+        self.password = password
+        self.session: NtlmSession | None = None
+        self.challenge: Challenge | None = None
+        self.failure: Opened = NotDecryptable("no NTLM handshake precedes this message in its TCP stream")
 
-def _open_stream(password: str, stream: TcpStream) -> _StreamPlain:
-    """Walk a stream's requests and answers in order (RFC 9112 9.3 pairing), following each NTLM
-    handshake, and open every sealed body with the session in force when it was sent."""
-    out = _StreamPlain()
-    requests = extract_messages(stream.to_server, True)
-    responses = [r for r in extract_messages(stream.to_client, False, [m.method for m in requests])
-                 if r.status is None or r.status >= 200]
-    session: NtlmSession | None = None
-    challenge: Challenge | None = None
-    failure: str | NotDecryptable = NotDecryptable("no NTLM handshake precedes this message in its TCP stream")
-    for i, request in enumerate(requests):
-        token = ntlm_token(request.header("Authorization"), 3)
-        if token is not None:
-            try:
-                if challenge is None:
-                    raise NotDecryptable("the capture holds an NTLM AUTHENTICATE but not the CHALLENGE before it")
-                session = derive_session(password, challenge, parse_authenticate(token))
-            except NotDecryptable as exc:
-                session, failure = None, exc
-            except ValueError as exc:
-                session, failure = None, str(exc)
-        _open(out, session, failure, request, True)
-        response = responses[i] if i < len(responses) else None
-        if response is None:
-            continue
-        for value in (v for n, v in response.headers if n.lower() == "www-authenticate"):
+    @property
+    def ready(self) -> bool:
+        return self.session is not None
+
+    def on_request(self, authorization: str | None) -> None:
+        token = ntlm_token(authorization, 3)
+        if token is None:
+            return
+        try:
+            if self.challenge is None:
+                raise NotDecryptable("the capture holds an NTLM AUTHENTICATE but not the CHALLENGE before it")
+            self.session = derive_session(self.password, self.challenge, parse_authenticate(token))
+        except NotDecryptable as exc:
+            self.session, self.failure = None, exc
+        except ValueError as exc:
+            self.session, self.failure = None, str(exc)
+
+    def on_response(self, www_authenticate: list[str]) -> None:
+        for value in www_authenticate:
             chal = ntlm_token(value, 2)
             if chal is not None:
                 try:
-                    challenge = parse_challenge(chal)
+                    self.challenge = parse_challenge(chal)
                 except ValueError as exc:
-                    challenge, failure = None, str(exc)
-        _open(out, session, failure, response, False)
-    return out
+                    self.challenge, self.failure = None, str(exc)
 
-
-def _open(out: _StreamPlain, session: NtlmSession | None, failure: str | NotDecryptable, message: HttpMessage,
-          from_client: bool) -> None:
-    content_type = message.header("Content-Type") or ""
-    if not content_type.lower().startswith(("multipart/encrypted", "multipart/x-multi-encrypted")):
-        return
-    key = (from_client, message.offset)
-    if session is None:
-        out.plain[key] = failure
-        return
-    try:
-        protocol, boundary = parse_content_type(content_type)
-        if protocol.lower() != SPNEGO_PROTOCOL.lower():
-            out.plain[key] = NotDecryptable(f"protocol {protocol} is not NTLM/SPNEGO session encryption")
-            return
-        plain = bytearray()
-        for part in parse_body(message.body, boundary):
-            opened = session.unseal(from_client, part.signature, part.sealed)
-            if len(opened) != part.length:
-                raise ValueError(f"unsealed length {len(opened)} differs from OriginalContent Length {part.length}")
-            plain += opened
-        out.plain[key] = bytes(plain)
-    except (EncryptionError, ValueError) as exc:
-        out.plain[key] = str(getattr(exc, "reason", exc))
+    def open_part(self, from_client: bool, part: EncryptedPart) -> bytes:
+        assert self.session is not None
+        opened = self.session.unseal(from_client, part.signature, part.sealed)
+        if len(opened) != part.length:
+            raise ValueError(f"unsealed length {len(opened)} differs from OriginalContent Length {part.length}")
+        return opened
 
 
 def ntlm_decryptor(password: str) -> Decryptor:
     """A :data:`harness.capture.check.Decryptor` for NTLM-sealed WinRM messages (one capture)."""
-    return stream_decryptor(lambda stream: _open_stream(password, stream).plain, "NTLM")
+    return stream_decryptor(lambda stream: open_sealed_stream(stream, _NtlmHandshake(password)), "NTLM")
 
 
 def _factory(password: str) -> Decryptor | None:

@@ -53,8 +53,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.auth.encryption import KERBEROS_PROTOCOL, SPNEGO_PROTOCOL, parse_body, parse_content_type
-from harness.auth.errors import EncryptionError
+from harness.auth.encryption import KERBEROS_PROTOCOL, SPNEGO_PROTOCOL, EncryptedPart
 from harness.capture.check import (
     Decryptor,
     NotDecryptable,
@@ -63,7 +62,7 @@ from harness.capture.check import (
     register_keytab_decryptor_factory,
     stream_decryptor,
 )
-from harness.capture.http1 import HttpMessage, extract_messages
+from harness.capture.http1 import HttpMessage
 from harness.capture.keytab import KeytabEntry, KeytabError, password_entries, read_keytab
 from harness.capture.krb_crypto import (
     ETYPE_RC4_HMAC,
@@ -75,6 +74,7 @@ from harness.capture.krb_crypto import (
     rc4,
 )
 from harness.capture.reader import TcpStream
+from harness.capture.sealed import open_sealed_stream
 
 KRB5_OID = bytes.fromhex("2a864886f712010202")          # 1.2.840.113554.1.2.2 (RFC 4121 4.1)
 MS_KRB5_OID = bytes.fromhex("2a864882f712010202")       # 1.2.840.48018.1.2.2 (Windows' variant)
@@ -586,60 +586,52 @@ def accept_reply(context: KerberosContext, ap_rep: bytes) -> None:
 
 
 
+class _KerberosHandshake:
+    """The Kerberos handshake of one TCP stream: the AP-REQ of a request (RFC 4120 3.2.2) gives
+    the session key with the service key, the AP-REP of its answer (3.2.4) the acceptor subkey;
+    the wrap tokens that follow open with them (RFC 4121 4.2.6.2, RFC 4757 7.3)."""
+
+    name = "Kerberos"
+    protocols: tuple[str, ...] = (KERBEROS_PROTOCOL.lower(), SPNEGO_PROTOCOL.lower())
+
+    def __init__(self, source: KeySource, wrong_key_fails: bool) -> None:
+        self.source = source
+        self.wrong_key_fails = wrong_key_fails
+        self.context: KerberosContext | None = None
+        self.failure: Opened = NotDecryptable("no Kerberos AP-REQ precedes this message in its TCP stream")
+
+    @property
+    def ready(self) -> bool:
+        return self.context is not None
+
+    def on_request(self, authorization: str | None) -> None:
+        ap_req = header_token(authorization, TOK_AP_REQ)
+        if ap_req is None:
+            return
+        try:
+            self.context = accept(self.source, ap_req, wrong_key_fails=self.wrong_key_fails)
+        except NotDecryptable as exc:
+            self.context, self.failure = None, exc
+        except ValueError as exc:
+            self.context, self.failure = None, str(exc)
+
+    def on_response(self, www_authenticate: list[str]) -> None:
+        for value in www_authenticate:
+            ap_rep = header_token(value, TOK_AP_REP)
+            if ap_rep is not None and self.context is not None:
+                try:
+                    accept_reply(self.context, ap_rep)
+                except ValueError as exc:
+                    self.context, self.failure = None, str(exc)
+
+    def open_part(self, from_client: bool, part: EncryptedPart) -> bytes:
+        assert self.context is not None
+        return self.context.unwrap(from_client, part.signature + part.sealed, part.length)
+
+
 def _open_stream(source: KeySource, stream: TcpStream, wrong_key_fails: bool = True
                  ) -> dict[tuple[bool, int], Opened]:
-    out: dict[tuple[bool, int], Opened] = {}
-    requests = extract_messages(stream.to_server, True)
-    responses = [r for r in extract_messages(stream.to_client, False, [m.method for m in requests])
-                 if r.status is None or r.status >= 200]
-    context: KerberosContext | None = None
-    failure: Opened = NotDecryptable("no Kerberos AP-REQ precedes this message in its TCP stream")
-    for i, request in enumerate(requests):
-        ap_req = header_token(request.header("Authorization"), TOK_AP_REQ)
-        if ap_req is not None:
-            try:
-                context = accept(source, ap_req, wrong_key_fails=wrong_key_fails)
-            except NotDecryptable as exc:
-                context, failure = None, exc
-            except ValueError as exc:
-                context, failure = None, str(exc)
-        _open(out, context, failure, request, True)
-        response = responses[i] if i < len(responses) else None
-        if response is None:
-            continue
-        for value in (v for n, v in response.headers if n.lower() == "www-authenticate"):
-            ap_rep = header_token(value, TOK_AP_REP)
-            if ap_rep is not None and context is not None:
-                try:
-                    accept_reply(context, ap_rep)
-                except ValueError as exc:
-                    context, failure = None, str(exc)
-        _open(out, context, failure, response, False)
-    return out
-
-
-def _open(out: dict[tuple[bool, int], Opened], context: KerberosContext | None, failure: Opened,
-          message: HttpMessage, from_client: bool) -> None:
-    content_type = message.header("Content-Type") or ""
-    if not content_type.lower().startswith(("multipart/encrypted", "multipart/x-multi-encrypted")):
-        return
-    key = (from_client, message.offset)
-    if context is None:
-        out[key] = failure
-        return
-    try:
-        protocol, boundary = parse_content_type(content_type)
-        if protocol.lower() not in (KERBEROS_PROTOCOL.lower(), SPNEGO_PROTOCOL.lower()):
-            out[key] = NotDecryptable(f"protocol {protocol} is not Kerberos session encryption")
-            return
-        plain = bytearray()
-        for part in parse_body(message.body, boundary):
-            plain += context.unwrap(from_client, part.signature + part.sealed, part.length)
-        out[key] = bytes(plain)
-    except KerberosDecodeError as exc:
-        out[key] = str(exc)
-    except (EncryptionError, ValueError) as exc:
-        out[key] = str(getattr(exc, "reason", exc))
+    return open_sealed_stream(stream, _KerberosHandshake(source, wrong_key_fails))
 
 
 def keytab_decryptor(keytab: Path) -> Decryptor:

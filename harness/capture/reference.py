@@ -1,4 +1,5 @@
-"""Record a small WS-Man session against our own mock and write it as a reference capture.
+"""Record sessions against our own mock: a small WS-Man session written as the reference capture,
+and (:func:`record_wmi_exchanges`) a WMI over DCOM session for capture tests.
 
 ``python -m harness.capture.reference captures/mock-wsman.pcapng`` regenerates the committed
 reference capture: Identify (MS-WSMV 3.1.4.16), an unauthenticated Get answered 401
@@ -12,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from harness.transport.tap import Exchange, Tap
 
@@ -67,6 +70,44 @@ def record_mock_exchanges(test_id: str = TEST_ID) -> tuple[list[Exchange], str]:
     finally:
         mock.stop()
     return list(tap.exchanges), mock.config.password
+
+
+def record_wmi_exchanges(work: Callable[[Any], Awaitable[None]], password: str, *,
+                         auth_level: int | None = None) -> list[Exchange]:
+    """Run the mock's WMI server (MS-WMI over DCOM, ephemeral ports, user ``admin``), connect our
+    WMI client at ``auth_level`` (default: packet privacy), run ``work(client)`` and return the
+    DCE/RPC exchanges the capture tap recorded (the password is redacted by the tap)."""
+    from harness.auth.users import LocalUser, UserDatabase
+    from harness.cim.mof import default_store
+    from harness.client.wmi import WmiClient
+    from harness.targets.mock.wmi_server import WmiServer
+    from harness.transport.dcerpc_client import capture_tap, set_capture_tap
+    from harness.wire.dcom.pdu import AuthLevel
+
+    level = AuthLevel.PKT_PRIVACY if auth_level is None else auth_level
+
+    async def session() -> None:
+        users = UserDatabase([LocalUser("admin", password)])
+        server = WmiServer(default_store(), users)
+        await server.start()
+        try:
+            client = await WmiClient.connect("127.0.0.1", server.epm_port, "admin", password, auth_level=level,
+                                             timeout=10)
+            await work(client)
+            await client.close()
+        finally:
+            await server.close()
+            users.close()
+
+    tap = Tap()
+    tap.add_secret(password)
+    previous = capture_tap()
+    set_capture_tap(tap)
+    try:
+        asyncio.run(session())
+    finally:
+        set_capture_tap(previous)
+    return list(tap.exchanges)
 
 
 def main(argv: list[str] | None = None) -> int:

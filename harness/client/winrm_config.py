@@ -35,6 +35,7 @@ from lxml import etree
 from harness.wire.wsman import messages as msg
 from harness.wire.wsman.errors import WSManDecodeError
 from harness.wire.wsman.ns import Action
+from harness.wire.xmlsafe import xs_boolean
 
 if TYPE_CHECKING:
     from harness.client.wsman import WSManClient
@@ -215,10 +216,9 @@ class PluginInfo:
 def _xs_bool(text: str | None, default: bool) -> bool:
     if text is None:
         return default
-    if text.strip() in ("true", "1"):
-        return True
-    if text.strip() in ("false", "0"):
-        return False
+    value = xs_boolean(text)
+    if value is not None:
+        return value
     raise ConfigError(f"not an xs:boolean: {text!r}")
 
 

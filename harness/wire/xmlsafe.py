@@ -69,3 +69,18 @@ def parse_hardened(raw: bytes, parser: HardenedParser, error: ErrorFactory) -> e
     if getattr(docinfo, "doctype", "") or getattr(docinfo, "internalDTD", None) is not None:
         raise error("DTD not allowed")
     return root
+
+
+def xs_boolean(text: str, *, ignore_case: bool = False) -> bool | None:
+    """The value of an xs:boolean lexical form (XML Schema 1.1 Part 2 3.3.2: ``true``, ``false``,
+    ``1``, ``0``; whitespace collapsed), or None when ``text`` is none of them. ``ignore_case``
+    also takes ``TRUE`` / ``False``, as Windows does for WinRS options (observed Windows
+    behaviour: pywinrm sends ``WINRS_NOPROFILE`` as ``FALSE``)."""
+    value = text.strip()
+    if ignore_case:
+        value = value.lower()
+    if value in ("true", "1"):
+        return True
+    if value in ("false", "0"):
+        return False
+    return None

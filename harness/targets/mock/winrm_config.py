@@ -88,6 +88,7 @@ from harness.wire.wsman.envelope import Envelope
 from harness.wire.wsman.faults import ERROR_WSMAN_RESOURCE_NOT_FOUND, FaultDetail, make_fault
 from harness.wire.wsman.header import EndpointReference
 from harness.wire.wsman.ns import ANONYMOUS, Action
+from harness.wire.xmlsafe import xs_boolean
 
 if TYPE_CHECKING:
     from harness.targets.mock.config import MockConfig
@@ -182,10 +183,10 @@ class Setting:
     def _canonical(self, text: str) -> str:
         value = text.strip()
         if self.kind == "bool":
-            lowered = value.lower()
-            if lowered not in ("true", "false", "1", "0"):  # xs:boolean lexical space (XSD 1.1 3.3.2)
+            flag = xs_boolean(value, ignore_case=True)
+            if flag is None:
                 raise _schema_error(f"The value {text!r} of {self.name} is not a boolean (true or false).")
-            return "true" if lowered in ("true", "1") else "false"
+            return "true" if flag else "false"
         if self.kind == "uint":
             digits = value[1:] if value.startswith("+") else value
             if not digits.isdigit() or not digits.isascii():  # xs:unsignedInt (XSD 1.1 3.4.22)
@@ -808,11 +809,9 @@ def render_plugin(plugin: Plugin, locale: str | None = None) -> etree._Element:
 
 
 def _xs_boolean(text: str, what: str) -> bool:
-    value = text.strip()
-    if value in ("true", "1"):
-        return True
-    if value in ("false", "0"):
-        return False
+    value = xs_boolean(text)
+    if value is not None:
+        return value
     raise _schema_error(f"{what} must be an xs:boolean, not {text!r}.")
 
 

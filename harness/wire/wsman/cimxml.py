@@ -27,6 +27,8 @@ from typing import Any
 import pywbem
 from lxml import etree
 
+from harness.wire.xmlsafe import xs_boolean
+
 from .duration import format_interval, parse_duration_exact
 from .errors import WSManDecodeError
 from .header import A_ADDRESS, EndpointReference, read_epr, write_epr
@@ -442,12 +444,10 @@ def _coerce(value: Any, prop: pywbem.CIMProperty, depth: int = 0) -> Any:
             raise CimValueError(f"property {prop.name}: char16 needs one character")
         return pywbem.Char16(text)
     if ctype == "boolean":
-        t = text.strip()
-        if t in ("true", "1"):
-            return True
-        if t in ("false", "0"):
-            return False
-        raise CimValueError(f"property {prop.name}: invalid boolean {t[:20]!r}")
+        value = xs_boolean(text)
+        if value is not None:
+            return value
+        raise CimValueError(f"property {prop.name}: invalid boolean {text.strip()[:20]!r}")
     if ctype in _INT_TYPES:
         t = text.strip()
         if not re.fullmatch(r"[+-]?\d{1,20}", t):

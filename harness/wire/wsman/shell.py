@@ -28,6 +28,8 @@ from typing import Final
 
 from lxml import etree
 
+from harness.wire.xmlsafe import xs_boolean
+
 from . import messages as msg
 from ._xml import children as _children
 from ._xml import expect_action as _expect
@@ -258,11 +260,9 @@ class DisconnectRequest:
 
 # ================================================================================ helpers
 def _bool(text: str, what: str) -> bool:
-    t = text.strip().lower()
-    if t in ("true", "1"):
-        return True
-    if t in ("false", "0"):
-        return False
+    value = xs_boolean(text, ignore_case=True)
+    if value is not None:
+        return value
     raise WSManDecodeError(f"{what} must be a boolean, got {text[:20]!r}", fault="InvalidParameter")
 
 

@@ -3,12 +3,13 @@ MS-WMI 3.1.4.1.4, 3.1.4.3, 5.2): WBEM_E_ACCESS_DENIED for each operation lacking
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
+from typing import Any
 
 import pytest
 import pywbem
 
-from harness.auth.users import LocalUser, UserDatabase
+from harness.auth.users import LocalUser
 from harness.cim.errors import CimError, CimStatus
 from harness.cim.mof import default_store
 from harness.cim.providers import namespace_sd
@@ -36,13 +37,8 @@ def store() -> CimStore:
 
 
 @pytest.fixture
-async def server(store: CimStore) -> AsyncIterator[WmiServer]:
-    users = UserDatabase([LocalUser("admin", PASSWORD), LocalUser("reader", PASSWORD, read_only=True)])
-    srv = WmiServer(store, users, machine=MACHINE)
-    await srv.start()
-    yield srv
-    await srv.close()
-    users.close()
+async def server(store: CimStore, start_wmi_server: Any) -> WmiServer:
+    return await start_wmi_server(store, PASSWORD, machine=MACHINE)
 
 
 async def _client(server: WmiServer, user: str = "admin") -> WmiClient:

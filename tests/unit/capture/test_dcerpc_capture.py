@@ -3,23 +3,20 @@ pcapng and dissected (C706 12.6; MS-RPCE 3.3.1.5.2; MS-NLMP 3.4; MS-WMI 3.1.4; M
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from harness.auth.users import LocalUser, UserDatabase
 from harness.capture.check import CaptureReport, MessageReport, check_capture, format_report, run_check_pcap
 from harness.capture.dcerpc_synth import write_capture_all
 from harness.capture.reader import read_frames
+from harness.capture.reference import record_wmi_exchanges
 from harness.cim.mof import default_store
 from harness.cli import main as wmh_main
-from harness.client.wmi import WmiClient
-from harness.targets.mock.wmi_server import WmiServer
-from harness.transport.dcerpc_client import capture_tap, set_capture_tap
-from harness.transport.tap import Exchange, Tap
+from harness.transport.tap import Exchange
 from harness.wire.dcom.pdu import AuthLevel, stub_span
 
 PASSWORD = "Dce-Rpc-Capture-7!"
@@ -30,29 +27,11 @@ SERVICE_COUNT = len(default_store().enumerate_instances(NS, "Win32_Service"))
 
 def _record(level: int) -> list[Exchange]:
     """One real session of our WMI client against the mock WMI server, through a fresh tap."""
-    async def session() -> None:
-        users = UserDatabase([LocalUser("admin", PASSWORD)])
-        server = WmiServer(default_store(), users)
-        await server.start()
-        try:
-            client = await WmiClient.connect("127.0.0.1", server.epm_port, "admin", PASSWORD, auth_level=level,
-                                             timeout=10)
-            await client.get_object('Win32_Service.Name="WinRM"')
-            await client.exec_query("SELECT * FROM Win32_Service")
-            await client.close()
-        finally:
-            await server.close()
-            users.close()
+    async def work(client: Any) -> None:
+        await client.get_object('Win32_Service.Name="WinRM"')
+        await client.exec_query("SELECT * FROM Win32_Service")
 
-    tap = Tap()
-    tap.add_secret(PASSWORD)
-    previous = capture_tap()
-    set_capture_tap(tap)
-    try:
-        asyncio.run(session())
-    finally:
-        set_capture_tap(previous)
-    return list(tap.exchanges)
+    return record_wmi_exchanges(work, PASSWORD, auth_level=level)
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import pywbem
 
-from harness.auth.users import LocalUser, UserDatabase
 from harness.cim.mof import default_store
 from harness.cim.store import CimStore
 from harness.client.wmi import WmiClient, WmiError
@@ -32,13 +31,8 @@ def store() -> CimStore:
 
 
 @pytest.fixture
-async def server(store: CimStore) -> AsyncIterator[WmiServer]:
-    users = UserDatabase([LocalUser("admin", PASSWORD), LocalUser("reader", PASSWORD, read_only=True)])
-    srv = WmiServer(store, users)
-    await srv.start()
-    yield srv
-    await srv.close()
-    users.close()
+async def server(store: CimStore, start_wmi_server: Any) -> WmiServer:
+    return await start_wmi_server(store, PASSWORD)
 
 
 async def _client(server: WmiServer, user: str = "admin", level: int = AuthLevel.PKT_PRIVACY) -> WmiClient:

@@ -4,23 +4,20 @@ objects against classes sent in earlier calls of the same smart enumerator and p
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from harness.auth.users import LocalUser, UserDatabase
 from harness.capture.check import check_capture, run_check_pcap
 from harness.capture.dcerpc import dissect_stream
 from harness.capture.dcerpc_synth import write_capture_all
 from harness.capture.reader import HalfStream, TcpStream
+from harness.capture.reference import record_wmi_exchanges
 from harness.cim.mof import default_store
-from harness.client.wmi import WmiClient
 from harness.targets.mock import wmi_server as wmi_server_mod
-from harness.targets.mock.wmi_server import WmiServer
-from harness.transport.dcerpc_client import capture_tap, set_capture_tap
-from harness.transport.tap import Exchange, Tap
+from harness.transport.tap import Exchange
 from harness.wire.dcom.ndr import NdrWriter
 from harness.wire.dcom.orpc import (
     DualStringArray,
@@ -32,7 +29,6 @@ from harness.wire.dcom.orpc import (
 )
 from harness.wire.dcom.pdu import (
     NDR_SYNTAX,
-    AuthLevel,
     Bind,
     BindAck,
     ContextElement,
@@ -63,31 +59,13 @@ SMART_NEXT = "IWbemWCOSmartEnum::Next"
 
 
 def _record() -> list[Exchange]:
-    async def session() -> None:
-        users = UserDatabase([LocalUser("admin", PASSWORD)])
-        server = WmiServer(default_store(), users)
-        await server.start()
-        try:
-            client = await WmiClient.connect("127.0.0.1", server.epm_port, "admin", PASSWORD,
-                                             auth_level=AuthLevel.PKT_PRIVACY, timeout=10)
-            enum = await client.exec_query_enum("SELECT * FROM Win32_Service", smart=True)
-            while not enum.done:
-                await enum.next(5, timeout=5)
-            await enum.release()
-            await client.close()
-        finally:
-            await server.close()
-            users.close()
+    async def work(client: Any) -> None:
+        enum = await client.exec_query_enum("SELECT * FROM Win32_Service", smart=True)
+        while not enum.done:
+            await enum.next(5, timeout=5)
+        await enum.release()
 
-    tap = Tap()
-    tap.add_secret(PASSWORD)
-    previous = capture_tap()
-    set_capture_tap(tap)
-    try:
-        asyncio.run(session())
-    finally:
-        set_capture_tap(previous)
-    return list(tap.exchanges)
+    return record_wmi_exchanges(work, PASSWORD)
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ Notice.
 from __future__ import annotations
 
 import copy
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -121,22 +122,9 @@ def test_xsd(path: Path) -> None:
 
 
 # =============================================================================== 4.2 configuration
-#: MS-WSMV 2.2.4.10 ConfigType, 2.2.4.6 ClientType, 2.2.4.4 ClientAuthType, 2.2.4.5 / 2.2.4.35
-#: DefaultPorts, 2.2.4.36 ServiceType, 2.2.4.34 ServiceAuthType, 2.2.4.42 WinrsType: the element
-#: sequences of the schema text (optional elements marked "?").
-CONFIG_TYPE: dict[str, list[str]] = {
-    "Config": ["MaxEnvelopeSizekb", "MaxTimeoutms", "MaxBatchItems", "MaxProviderRequests", "Client", "Service",
-               "Winrs"],
-    "Client": ["NetworkDelayms", "URLPrefix", "AllowUnencrypted", "Auth", "DefaultPorts", "TrustedHosts"],
-    "Client/Auth": ["Basic", "Digest", "Kerberos", "Negotiate", "Certificate", "CredSSP?"],
-    "DefaultPorts": ["HTTP", "HTTPS"],
-    "Service": ["RootSDDL", "MaxConcurrentOperations", "MaxConcurrentOperationsPerUser?", "EnumerationTimeoutms",
-                "MaxConnections", "MaxPacketRetrievalTimeSeconds?", "AllowUnencrypted", "Auth", "DefaultPorts",
-                "IPv4Filter", "IPv6Filter", "CertificateThumbprint?"],
-    "Service/Auth": ["Basic", "Kerberos", "Negotiate", "Certificate", "CredSSP?", "CbtHardeningLevel?"],
-    "Winrs": ["AllowRemoteShellAccess", "IdleTimeout", "MaxConcurrentUsers", "MaxShellRunTime",
-              "MaxProcessesPerShell", "MaxMemoryPerShellMB", "MaxShellsPerUser"],
-}
+#: The config types' element sequences from the MS-WSMV 2.2.4.x schema text (optional elements
+#: marked "?"), kept beside the examples in config-type-sequences.toml.
+CONFIG_TYPE: dict[str, list[str]] = tomllib.loads((MORE / "config-type-sequences.toml").read_text())
 
 
 def schema_gaps(tree: ConfigTree, key: str) -> tuple[list[str], list[str]]:
