@@ -23,11 +23,11 @@ import argparse
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+
+from _timing import best_time
 
 from harness.capture.check import check_capture
 from harness.capture.reference import record_mock_exchanges
@@ -36,15 +36,6 @@ from harness.transport.tap import Exchange
 
 SERVER_PORT = 5985  # WinRM HTTP (MS-WSMV 2.1)
 PEER = f"http://127.0.0.1:{SERVER_PORT}/wsman"
-
-
-def best_time(func: Callable[[], Any], repeat: int) -> tuple[float, Any]:
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = func()
-        best = min(best, time.perf_counter() - start)
-    return best, result
 
 
 def build_capture(path: Path, megabytes: float) -> tuple[int, int, int]:

@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from typing import Any
 from unittest import mock
 
+from _timing import best_time as best_run
 from pypsrp import powershell as pypsrp_powershell
 from pypsrp.complex_objects import GenericComplexObject
 from pypsrp.serializer import Serializer
@@ -50,21 +50,16 @@ except ImportError as exc:  # optional peer
     PSRPCORE = f"psrpcore skipped: not installed ({exc.name}); pip install psrpcore"
 
 
-def best_time(func: Callable[[], Any], repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        func()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def report(name: str, unit: str, amount: float, ours: float, theirs: float, core: float | None = None) -> None:
     line = (f"{name:<20} ours {amount / ours:10.1f} {unit}   pypsrp {amount / theirs:10.1f} {unit} "
             f"ratio {theirs / ours:6.2f}x")
     if core is not None:
         line += f"   psrpcore {amount / core:10.1f} {unit} ratio {core / ours:6.2f}x"
     print(line)
+
+
+def best_time(func: Callable[[], Any], repeat: int) -> float:
+    return float(best_run(func, repeat)[0])
 
 
 def core_time(func: Callable[[], Any] | None, repeat: int) -> float | None:

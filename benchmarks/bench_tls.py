@@ -26,12 +26,12 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit" / "capture"))
+
+from _timing import best_time
 
 from harness.capture.check import check_capture
 from harness.capture.reader import read_frames, reassemble
@@ -39,15 +39,6 @@ from harness.capture.tls import decrypt_tcp_stream, read_keylog, tls_stream
 from harness.client.resources import wmi_uri
 from harness.client.wsman import WSManClient
 from harness.targets.inventory import Target
-
-
-def best_time(func: Callable[[], Any], repeat: int) -> tuple[float, Any]:
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = func()
-        best = min(best, time.perf_counter() - start)
-    return best, result
 
 
 async def record(megabytes: float, version: str, keylog: Path) -> bytes:
