@@ -14,7 +14,7 @@ from harness.transport.http_client import HttpReply, TransportError
 from harness.wire.wsman import messages as msg
 from harness.wire.wsman import robust as rc
 from harness.wire.wsman.envelope import parse_envelope
-from harness.wire.wsman.faults import build_fault, make_fault
+from harness.wire.wsman.faults import WSManFault, build_fault, make_fault
 from harness.wire.wsman.ns import Action
 
 URI = wmi_uri("Win32_Service")
@@ -95,9 +95,9 @@ async def test_a_retained_fault_is_raised():
     op = parse_envelope(request).header.operation_id or ""
     fault = rc.stamp(build_fault(make_fault("AlreadyExists"), parse_envelope(request).header.message_id), op, 1)
     script.answers.append(rc.build_acknowledge(op, 1) + fault)
-    with pytest.raises(Exception) as info:
+    with pytest.raises(WSManFault) as info:
         await client.exchange(request)
-    assert getattr(info.value, "subcode_name", None) == "AlreadyExists"
+    assert info.value.subcode_name == "AlreadyExists"
 
 
 async def test_duplicates_are_ignored_and_acknowledged_and_gaps_are_errors():
@@ -168,6 +168,6 @@ async def test_acknowledge_posts_the_acknowledge_and_accepts_an_empty_answer():
     ack = rc.parse_acknowledge(parse_envelope(script.sent[0]))
     assert (ack.operation_id, ack.last_sequence_id) == (op, 3)
     script.answers.append((500, build_fault(make_fault("AccessDenied"), None)))
-    with pytest.raises(Exception) as info:
+    with pytest.raises(WSManFault) as info:
         await client.acknowledge(op, 3)
-    assert getattr(info.value, "subcode_name", None) == "AccessDenied"
+    assert info.value.subcode_name == "AccessDenied"
